@@ -1,0 +1,1 @@
+"""Gateway: the public gRPC, HTTP/JSON and web entry point."""

@@ -1,0 +1,1 @@
+"""History service: the emotion centre's records, trends and consented sharing."""

@@ -1,0 +1,3 @@
+from services.history.server import main
+
+main()

@@ -1,0 +1,1 @@
+"""Inference service: photo in, every face's apparent expression out."""

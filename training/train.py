@@ -1,0 +1,323 @@
+"""Train an emotion classifier on FER-2013 Training, select on PublicTest.
+
+    python -m training.train --config training/configs/fer_vgg.json [--resume] [--epochs N] [--threads 1]
+
+Recipe (seed paper defaults): SGD momentum 0.9, lr 0.01, wd 1e-4, batch 128; plus linear warm-up then
+cosine decay, label smoothing, weight EMA, batch-level augmentation, optional mixup/cutmix and Island loss.
+CPU speed: bf16 autocast (AMX on recent Xeons) and channels_last memory format.
+
+Run dir (runs/<name>/): metrics.jsonl (one line per epoch), checkpoints/{last,best}.pt (gitignored),
+best.pt + best.json (fp32 weights + metadata of the best-by-PublicTest model), curves.png, confusion.png.
+"""
+
+import argparse
+import json
+import math
+import os
+import random
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from training import data as D
+from training.augment import AugConfig, augment, mixup_cutmix
+from training.models import IslandLoss, create_model
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+VERSION = "0.1.0"
+
+DEFAULTS = dict(
+    name="fer_vgg", model="fer_vgg", model_cfg={},
+    epochs=60, batch_size=128, lr=0.01, momentum=0.9, nesterov=True, weight_decay=1e-4,
+    warmup_epochs=2, min_lr_frac=0.01, label_smoothing=0.1, ema_decay=0.999,
+    aug={}, mixup=0.0, cutmix=0.0, mix_prob=0.0,
+    island_weight=0.0, island_lambda=10.0, center_lr_mult=10.0,
+    drop_not_face=False, seed=1337, eval_batch=512, bf16=True, channels_last=True,
+)
+
+
+def get_args(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--config", default=None, help="JSON config; CLI flags override it")
+    ap.add_argument("--data", default=None, help="Kaggle-format CSV(.gz); default ../shared/data/fer2013/...")
+    ap.add_argument("--run-dir", default=None, help="default runs/<name>")
+    ap.add_argument("--name", default=None)
+    ap.add_argument("--epochs", type=int, default=None)
+    ap.add_argument("--batch-size", type=int, default=None)
+    ap.add_argument("--lr", type=float, default=None)
+    ap.add_argument("--resume", action="store_true", help="continue from run_dir/checkpoints/last.pt")
+    ap.add_argument("--threads", type=int, default=int(os.environ.get("TRAIN_THREADS", 1)),
+                    help="torch intra-op threads (default 1: the other core is used by other work)")
+    ap.add_argument("--limit", type=int, default=None, help="use only the first N train / N val rows (tests)")
+    ap.add_argument("--max-steps", type=int, default=None, help="stop after N optimizer steps (speed checks)")
+    ap.add_argument("--no-plots", action="store_true")
+    ap.add_argument("--no-progress", action="store_true")
+    ap.add_argument("--set", nargs="*", default=[], metavar="KEY=JSON", help="override config keys, e.g. lr=0.02")
+    a = ap.parse_args(argv)
+    cfg = dict(DEFAULTS)
+    if a.config:
+        cfg.update(json.loads(Path(a.config).read_text()))
+    for kv in a.set:
+        k, v = kv.split("=", 1)
+        cfg[k] = json.loads(v)
+    for k in ("name", "epochs", "batch_size", "lr"):
+        if getattr(a, k) is not None:
+            cfg[k] = getattr(a, k)
+    return a, cfg
+
+
+def set_seed(seed):
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def lr_at(step, total, warmup, base, min_frac):
+    """Linear warm-up to base, then cosine down to base*min_frac."""
+    if step < warmup:
+        return base * (step + 1) / warmup
+    t = (step - warmup) / max(1, total - warmup)
+    return base * (min_frac + (1 - min_frac) * 0.5 * (1 + math.cos(math.pi * min(t, 1.0))))
+
+
+class EMA:
+    """Exponential moving average of weights; BN running stats are copied (they are already averages)."""
+
+    def __init__(self, model, decay):
+        self.decay = decay
+        self.model = create_model(model._arch, verbose=False, **model._cfg)
+        self.model.load_state_dict(model.state_dict())
+        self.model.eval()
+        for p in self.model.parameters():
+            p.requires_grad_(False)
+        self.updates = 0
+
+    @torch.no_grad()
+    def update(self, model):
+        self.updates += 1
+        d = min(self.decay, (1 + self.updates) / (10 + self.updates))  # short memory early in training
+        msd = model.state_dict()
+        for k, v in self.model.state_dict().items():
+            if v.dtype.is_floating_point:
+                v.mul_(d).add_(msd[k].detach(), alpha=1 - d)
+            else:
+                v.copy_(msd[k])
+
+
+@torch.no_grad()
+def predict(model, x_norm, batch=512, bf16=True, channels_last=True):
+    """Logits (fp32) for a standardised float tensor (N,1,48,48)."""
+    model.eval()
+    out = []
+    for i in range(0, len(x_norm), batch):
+        xb = x_norm[i:i + batch]
+        if channels_last:
+            xb = xb.contiguous(memory_format=torch.channels_last)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            out.append(model(xb).float())
+    return torch.cat(out) if out else torch.zeros(0, 7)
+
+
+def evaluate_logits(logits, y):
+    loss = F.cross_entropy(logits, y).item() if len(y) else float("nan")
+    acc = (logits.argmax(1) == y).float().mean().item() if len(y) else float("nan")
+    return loss, acc
+
+
+def save_weights(path, model, meta):
+    """Shipped format: fp32 state_dict (torch.load(weights_only=True) safe) + sidecar JSON."""
+    path = Path(path)
+    sd = {k: v.detach().float().clone() if v.dtype.is_floating_point else v.clone()
+          for k, v in model.state_dict().items()}
+    torch.save(sd, path)
+    path.with_suffix(".json").write_text(json.dumps(meta, indent=1))
+
+
+def make_plots(run_dir, history, cm):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    ep = [h["epoch"] for h in history]
+    fig, ax = plt.subplots(1, 3, figsize=(15, 4))
+    ax[0].plot(ep, [h["train_loss"] for h in history], label="train (aug)")
+    ax[0].plot(ep, [h["val_loss"] for h in history], label="PublicTest")
+    ax[0].plot(ep, [h["ema_val_loss"] for h in history], label="PublicTest EMA")
+    ax[0].set_title("loss"); ax[0].legend()
+    ax[1].plot(ep, [h["train_acc"] for h in history], label="train (aug)")
+    ax[1].plot(ep, [h["val_acc"] for h in history], label="PublicTest")
+    ax[1].plot(ep, [h["ema_val_acc"] for h in history], label="PublicTest EMA")
+    ax[1].set_title("accuracy"); ax[1].legend()
+    ax[2].plot(ep, [h["lr"] for h in history]); ax[2].set_title("lr")
+    for a in ax:
+        a.set_xlabel("epoch")
+    fig.tight_layout(); fig.savefig(run_dir / "curves.png", dpi=100); plt.close(fig)
+    if cm is not None:
+        from training.metrics import plot_confusion
+        plot_confusion(cm, D.LABELS, run_dir / "confusion.png")
+
+
+def main(argv=None):
+    a, cfg = get_args(argv)
+    torch.set_num_threads(a.threads)
+    set_seed(cfg["seed"])
+    run_dir = Path(a.run_dir or REPO_ROOT / "runs" / cfg["name"])
+    ck_dir = run_dir / "checkpoints"
+    ck_dir.mkdir(parents=True, exist_ok=True)
+    print(f"[train] run dir {run_dir}, threads {a.threads}, torch {torch.__version__}")
+    print(f"[train] config {json.dumps(cfg)}")
+
+    # ---- data: uint8 tensors in memory (Training is ~66 MB); normalise per batch
+    d = D.load_fer(a.data)
+    if cfg["drop_not_face"]:
+        d = D.drop_not_faces(d)
+    xtr, ytr = d.split("Training")
+    xva, yva = d.split("PublicTest")
+    if a.limit:
+        xtr, ytr, xva, yva = xtr[:a.limit], ytr[:a.limit], xva[:a.limit], yva[:a.limit]
+    mean, std = D.norm_stats(xtr)
+    print(f"[train] train {len(ytr)}, val {len(yva)}, mean {mean:.4f} std {std:.4f}")
+    xtr = torch.from_numpy(xtr).unsqueeze(1)  # uint8 B,1,48,48
+    ytr = torch.from_numpy(ytr)
+    xva_n = torch.from_numpy(D.normalize(xva, mean, std))
+    yva = torch.from_numpy(yva)
+
+    # ---- model / optimiser
+    model = create_model(cfg["model"], **cfg["model_cfg"])
+    model._arch, model._cfg = cfg["model"], cfg["model_cfg"]
+    mf = torch.channels_last if cfg["channels_last"] else torch.contiguous_format
+    model = model.to(memory_format=mf)
+    # No weight decay on BN/bias: decaying scale/shift parameters only hurts.
+    decay = [p for n, p in model.named_parameters() if p.ndim > 1]
+    no_decay = [p for n, p in model.named_parameters() if p.ndim <= 1]
+    groups = [{"params": decay, "weight_decay": cfg["weight_decay"], "lr_mult": 1.0},
+              {"params": no_decay, "weight_decay": 0.0, "lr_mult": 1.0}]
+    island = None
+    if cfg["island_weight"] > 0:
+        island = IslandLoss(7, model.embed_dim, cfg["island_lambda"])
+        groups.append({"params": list(island.parameters()), "weight_decay": 0.0, "lr_mult": cfg["center_lr_mult"]})
+    opt = torch.optim.SGD(groups, lr=cfg["lr"], momentum=cfg["momentum"], nesterov=cfg["nesterov"])
+    ema = EMA(model, cfg["ema_decay"]) if cfg["ema_decay"] > 0 else None
+    aug_cfg = AugConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in cfg["aug"].items()})
+
+    bs = cfg["batch_size"]
+    steps_per_epoch = len(ytr) // bs  # drop the last partial batch: BN dislikes tiny batches
+    total_steps = cfg["epochs"] * steps_per_epoch
+    warmup = int(cfg["warmup_epochs"] * steps_per_epoch)
+    start_epoch, step, best, history = 0, 0, {"acc": -1.0}, []
+
+    if a.resume and (ck_dir / "last.pt").exists():
+        ck = torch.load(ck_dir / "last.pt", map_location="cpu", weights_only=False)
+        model.load_state_dict(ck["model"]); opt.load_state_dict(ck["opt"])
+        if ema and ck.get("ema"):
+            ema.model.load_state_dict(ck["ema"]); ema.updates = ck["ema_updates"]
+        if island and ck.get("island"):
+            island.load_state_dict(ck["island"])
+        start_epoch, step, best = ck["epoch"] + 1, ck["step"], ck["best"]
+        torch.set_rng_state(ck["rng"])
+        mpath = run_dir / "metrics.jsonl"
+        history = [json.loads(l) for l in mpath.read_text().splitlines() if l.strip()] if mpath.exists() else []
+        history = [h for h in history if h["epoch"] < start_epoch]
+        mpath.write_text("".join(json.dumps(h) + "\n" for h in history))
+        print(f"[train] resumed from epoch {ck['epoch']} (step {step}), best so far {best}")
+    elif not a.resume and (run_dir / "metrics.jsonl").exists():
+        (run_dir / "metrics.jsonl").unlink()
+
+    meta_base = dict(arch=cfg["model"], model_cfg=cfg["model_cfg"], mean=mean, std=std, labels=D.LABELS,
+                     temperature=1.0, version=VERSION, input="1x48x48 grey, x=(pixels/255-mean)/std",
+                     train_config=cfg, data_report=d.report)
+    from tqdm import tqdm
+    t_start = time.time()
+    for epoch in range(start_epoch, cfg["epochs"]):
+        model.train()
+        g = torch.Generator().manual_seed(cfg["seed"] * 1000 + epoch)  # per-epoch stream: resume-reproducible
+        perm = torch.randperm(len(ytr), generator=g)
+        tl, tc, tn, t0 = 0.0, 0, 0, time.time()
+        pbar = tqdm(range(steps_per_epoch), desc=f"ep {epoch + 1}/{cfg['epochs']}", file=sys.stdout,
+                    disable=a.no_progress, mininterval=1.0 if sys.stdout.isatty() else 30.0, ncols=100)
+        for it in pbar:
+            idx = perm[it * bs:(it + 1) * bs]
+            xb = xtr[idx].float().div_(255)
+            yb = ytr[idx]
+            xb = augment(xb, aug_cfg, g)
+            xb = (xb - mean) / std
+            target = F.one_hot(yb, 7).float()
+            mixed = cfg["mix_prob"] > 0 and torch.rand(1, generator=g).item() < cfg["mix_prob"]
+            if mixed:
+                xb, target = mixup_cutmix(xb, target, cfg["mixup"], cfg["cutmix"], g)
+            ls = cfg["label_smoothing"]
+            target = target * (1 - ls) + ls / 7
+            xb = xb.contiguous(memory_format=mf)
+            lr = lr_at(step, total_steps, warmup, cfg["lr"], cfg["min_lr_frac"])
+            for gr in opt.param_groups:
+                gr["lr"] = lr * gr["lr_mult"]
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg["bf16"]):
+                z = model.forward_features(xb)
+                logits = model.forward_head(z).float()
+            loss = torch.sum(-target * F.log_softmax(logits, 1), 1).mean()
+            if island is not None and not mixed:
+                loss = loss + cfg["island_weight"] * island(z.float(), yb)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            if ema:
+                ema.update(model)
+            step += 1
+            tl += loss.item() * len(yb); tc += (logits.argmax(1) == yb).sum().item(); tn += len(yb)
+            pbar.set_postfix(loss=f"{tl / tn:.3f}", acc=f"{tc / tn:.3f}", lr=f"{lr:.4f}", refresh=False)
+            if a.max_steps and step >= a.max_steps:
+                break
+        pbar.close()
+        train_time = time.time() - t0
+
+        # ---- evaluate raw and EMA weights on PublicTest; keep whichever is best
+        vl, va = evaluate_logits(predict(model, xva_n, cfg["eval_batch"], cfg["bf16"], cfg["channels_last"]), yva)
+        el, ea = (evaluate_logits(predict(ema.model, xva_n, cfg["eval_batch"], cfg["bf16"], cfg["channels_last"]), yva)
+                  if ema else (vl, va))
+        rec = dict(epoch=epoch, step=step, lr=lr, train_loss=tl / max(tn, 1), train_acc=tc / max(tn, 1),
+                   val_loss=vl, val_acc=va, ema_val_loss=el, ema_val_acc=ea, epoch_time=time.time() - t0,
+                   img_per_s=tn / train_time, elapsed=time.time() - t_start)
+        history.append(rec)
+        with open(run_dir / "metrics.jsonl", "a") as f:
+            f.write(json.dumps(rec) + "\n")
+        print(f"[train] epoch {epoch + 1}: train loss {rec['train_loss']:.4f} acc {rec['train_acc']:.4f} | "
+              f"val loss {vl:.4f} acc {va:.4f} | ema loss {el:.4f} acc {ea:.4f} | {rec['img_per_s']:.0f} img/s, "
+              f"{rec['epoch_time']:.0f}s", flush=True)
+
+        use_ema = ema is not None and ea >= va
+        cur_acc = ea if use_ema else va
+        if cur_acc > best["acc"]:
+            best = {"acc": cur_acc, "loss": el if use_ema else vl, "epoch": epoch, "ema": use_ema}
+            meta = dict(meta_base, metrics={"PublicTest_accuracy_bf16": cur_acc, "epoch": epoch + 1, "ema": use_ema})
+            save_weights(ck_dir / "best.pt", ema.model if use_ema else model, meta)
+        ck = dict(model=model.state_dict(), opt=opt.state_dict(), ema=ema.model.state_dict() if ema else None,
+                  ema_updates=ema.updates if ema else 0, island=island.state_dict() if island else None,
+                  epoch=epoch, step=step, best=best, rng=torch.get_rng_state(), config=cfg)
+        torch.save(ck, ck_dir / "last.pt.tmp")
+        os.replace(ck_dir / "last.pt.tmp", ck_dir / "last.pt")  # atomic: a kill mid-save keeps the old one
+        if a.max_steps and step >= a.max_steps:
+            break
+
+    # ---- finish: best weights to run dir, plots, confusion matrix of the best model
+    print(f"[train] done in {(time.time() - t_start) / 60:.1f} min; best PublicTest acc {best['acc']:.4f} "
+          f"(epoch {best.get('epoch', -1) + 1}, ema={best.get('ema')})")
+    cm = None
+    if (ck_dir / "best.pt").exists():
+        shutil.copy(ck_dir / "best.pt", run_dir / "best.pt")
+        shutil.copy(ck_dir / "best.json", run_dir / "best.json")
+        from training.models import load_shipped_model
+        bm, _ = load_shipped_model(run_dir / "best.pt")
+        pred = predict(bm, xva_n, cfg["eval_batch"], False, False).argmax(1).numpy()
+        from training.metrics import confusion_matrix
+        cm = confusion_matrix(yva.numpy(), pred, 7)
+    if not a.no_plots and history:
+        make_plots(run_dir, history, cm)
+    return best
+
+
+if __name__ == "__main__":
+    main()
