@@ -7,6 +7,8 @@ the verified principal) is set in the contextvars of the task that runs it.
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import logging
 import time
 from typing import Any, AsyncIterator, Callable
@@ -39,6 +41,16 @@ def split_method(full_method: str) -> tuple[str, str]:
     """'/pkg.Service/Method' -> ('pkg.Service', 'Method')."""
     _, service, method = full_method.split("/", 2)
     return service, method
+
+
+async def iterate_responses(behaviour, request, context) -> AsyncIterator[Any]:
+    """Yield what a response-streaming behaviour produces, whichever style it uses:
+    an async generator, or a coroutine that writes with `context.write` (as the health Watch does)."""
+    if inspect.isasyncgenfunction(behaviour):
+        async for response in behaviour(request, context):
+            yield response
+    else:
+        await behaviour(request, context)
 
 
 def wrap_handler(handler: grpc.RpcMethodHandler, around: Callable[..., Any]) -> grpc.RpcMethodHandler:
@@ -74,7 +86,7 @@ def _code_of(context: grpc.aio.ServicerContext, exc: BaseException | None) -> gr
         return next((c for c in grpc.StatusCode if c.value[0] == code), grpc.StatusCode.UNKNOWN)
     if exc is None:
         return grpc.StatusCode.OK
-    if isinstance(exc, (GeneratorExit, __import__("asyncio").CancelledError)):
+    if isinstance(exc, (GeneratorExit, asyncio.CancelledError)):
         return grpc.StatusCode.CANCELLED
     return grpc.StatusCode.UNKNOWN
 
@@ -110,7 +122,7 @@ class ObservabilityInterceptor(grpc.aio.ServerInterceptor):
                     request_id_var.set(request_id)
                     started, exc = time.perf_counter(), None
                     try:
-                        async for response in behaviour(request, context):
+                        async for response in iterate_responses(behaviour, request, context):
                             yield response
                     except BaseException as e:
                         exc = e
@@ -166,7 +178,7 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
                     if principal is None:
                         await context.abort(grpc.StatusCode.UNAUTHENTICATED, error)
                     principal_var.set(principal)
-                    async for response in behaviour(request, context):
+                    async for response in iterate_responses(behaviour, request, context):
                         yield response
 
                 return stream_behaviour

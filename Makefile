@@ -1,0 +1,53 @@
+# Emotion-analysis platform. `make run` and `make test` set everything up on a fresh machine.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+DATA ?= ../shared/data/fer2013/fer2013_training_publictest.csv.gz
+CONFIG ?= training/configs/default.json
+PYTEST_ARGS ?=
+
+.PHONY: help setup protos run test test-fast lint train evaluate bench mar torchserve images browser clean
+
+help:  ## list targets
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/' | expand -t 14
+
+$(STAMP): requirements.txt requirements-dev.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $@
+
+setup: $(STAMP)  ## create .venv and install pinned dependencies
+
+protos: $(STAMP)  ## regenerate the emotion.v1 package from protos/
+	$(PY) protos/generate.py
+
+run: setup protos  ## start all four services on localhost (Ctrl-C stops them)
+	$(PY) -m services.devrun
+
+browser:  ## install Debian's headless Chromium for the browser tests (needs root and apt)
+	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || \
+		echo "chromium not installed: browser tests will be skipped"
+
+test: setup protos browser  ## run the whole test suite (real databases, real services)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: setup  ## ruff
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check services training tests bench protos/generate.py
+
+train: setup  ## train a model (CONFIG=..., see training/configs/)
+	$(PY) -m training.train --config $(CONFIG)
+
+evaluate: setup  ## evaluate the shipped model on PublicTest (with and without TTA)
+	$(PY) -m training.evaluate --data $(DATA) --split PublicTest --json
+	$(PY) -m training.evaluate --data $(DATA) --split PublicTest --tta --json
+
+bench: setup  ## model speed benchmark (more: bench/*.py, see docs/BENCHMARKS.md)
+	$(PY) -m training.benchmark
+
+clean:  ## remove generated state (databases, keys, caches); keeps .venv
+	rm -rf var test-artifacts .pytest_cache
