@@ -69,8 +69,10 @@ def main() -> int:
     for module, _prefix, _port in SERVICES:
         procs.append((module, subprocess.Popen([sys.executable, "-m", module], env=env)))
     try:
-        for (module, prefix, port), (_, proc) in zip(SERVICES, procs):
-            wait_serving(f"127.0.0.1:{port_of(prefix, port)}", START_TIMEOUT_S, lambda p=proc: p.poll() is None)
+        for (_module, prefix, port), (_, proc) in zip(SERVICES, procs, strict=True):
+            wait_serving(
+                f"127.0.0.1:{port_of(prefix, port)}", START_TIMEOUT_S, lambda p=proc: p.poll() is None
+            )
     except (TimeoutError, RuntimeError) as exc:
         print(f"startup failed: {exc}", file=sys.stderr, flush=True)
         stop_all()
@@ -86,8 +88,10 @@ def main() -> int:
         f"  HTTP/JSON API    http://127.0.0.1:{http_port}/api/v1  (OpenAPI: /openapi.json, docs: /docs)",
     ]
     for module, prefix, port in SERVICES:
-        metrics = os.environ.get(f"{prefix}_METRICS_PORT", {"AUTH": 9151, "HISTORY": 9152,
-                                                            "INFERENCE": 9153, "GATEWAY": 9150}[prefix])
+        metrics = os.environ.get(
+            f"{prefix}_METRICS_PORT",
+            {"AUTH": 9151, "HISTORY": 9152, "INFERENCE": 9153, "GATEWAY": 9150}[prefix],
+        )
         lines.append(
             f"  {module.split('.')[-1]:<16} grpc 127.0.0.1:{port_of(prefix, port)}   metrics http://127.0.0.1:{metrics}/metrics"
         )
@@ -98,7 +102,11 @@ def main() -> int:
     while not stopping:
         for module, proc in procs:
             if proc.poll() is not None:
-                print(f"{module} exited with {proc.returncode}; stopping the others", file=sys.stderr, flush=True)
+                print(
+                    f"{module} exited with {proc.returncode}; stopping the others",
+                    file=sys.stderr,
+                    flush=True,
+                )
                 stop_all()
                 break
         time.sleep(0.5)

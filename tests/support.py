@@ -9,12 +9,10 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 
-import grpc
-from grpc_health.v1 import health_pb2, health_pb2_grpc
+from services.common import health
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
@@ -80,24 +78,10 @@ def create_database(kind: str, tmp_dir: Path) -> tuple[str, callable]:
     raise ValueError(kind)
 
 
-def wait_serving(port: int, timeout_s: float = 60.0, service: str = "", proc=None) -> None:
+def wait_serving(port: int, timeout_s: float = 60.0, proc=None) -> None:
     """Block until the gRPC health service on `port` reports SERVING."""
-    deadline = time.monotonic() + timeout_s
-    last = None
-    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
-        stub = health_pb2_grpc.HealthStub(channel)
-        while time.monotonic() < deadline:
-            if proc is not None and proc.poll() is not None:
-                raise RuntimeError(f"process exited with {proc.returncode} before serving")
-            try:
-                reply = stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=1.0)
-                if reply.status == health_pb2.HealthCheckResponse.SERVING:
-                    return
-                last = reply.status
-            except grpc.RpcError as exc:
-                last = exc.code()
-            time.sleep(0.1)
-    raise TimeoutError(f"port {port} not SERVING after {timeout_s}s (last: {last})")
+    alive = (lambda: proc.poll() is None) if proc is not None else (lambda: True)
+    health.wait_serving(f"127.0.0.1:{port}", timeout_s, is_alive=alive)
 
 
 class ServiceProcess:
@@ -108,10 +92,14 @@ class ServiceProcess:
         full_env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1", **env}
         self._log = open(log_path, "wb")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", module], cwd=REPO_ROOT, env=full_env, stdout=self._log, stderr=subprocess.STDOUT
+            [sys.executable, "-m", module],
+            cwd=REPO_ROOT,
+            env=full_env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
         )
 
-    def wait_serving(self, timeout_s: float = 60.0) -> "ServiceProcess":
+    def wait_serving(self, timeout_s: float = 60.0) -> ServiceProcess:
         try:
             wait_serving(self.port, timeout_s, proc=self.proc)
         except Exception:

@@ -5,7 +5,7 @@ UNAVAILABLE, by gRPC itself through the channel's service config."""
 from __future__ import annotations
 
 import json
-from typing import Iterable, Mapping
+from collections.abc import Iterable, Mapping
 
 import grpc
 
@@ -19,11 +19,24 @@ DEFAULT_STREAM_TIMEOUT_S = 3600.0  # a live camera session may run long, but nev
 # state-changing auth calls are never retried: a retry could rotate a token twice.
 IDEMPOTENT_METHODS: dict[str, tuple[str, ...]] = {
     "emotion.v1.AuthService": (
-        "GetProfile", "GetAgreements", "GetPublicKeys", "LookupCounselor", "IssueServiceToken",
+        "GetProfile",
+        "GetAgreements",
+        "GetPublicKeys",
+        "LookupCounselor",
+        "IssueServiceToken",
     ),
     "emotion.v1.HistoryService": (
-        "RecordAnalysis", "ListAnalyses", "GetAnalysis", "DeleteAnalysis", "DeleteAllForUser",
-        "GetSummary", "ExportHistory", "GrantAccess", "RevokeAccess", "ListGrants", "ListClients",
+        "RecordAnalysis",
+        "ListAnalyses",
+        "GetAnalysis",
+        "DeleteAnalysis",
+        "DeleteAllForUser",
+        "GetSummary",
+        "ExportHistory",
+        "GrantAccess",
+        "RevokeAccess",
+        "ListGrants",
+        "ListClients",
         "ListAuditEvents",
     ),
     "emotion.v1.InferenceService": ("Analyze", "AnalyzeBatch", "GetModelInfo"),

@@ -33,7 +33,7 @@ _ASYNC_DRIVERS = {
 def async_url(url: str | URL) -> URL:
     """Normalise a database URL to its async driver."""
     if isinstance(url, str) and url.startswith("postgres://"):
-        url = "postgresql://" + url[len("postgres://"):]
+        url = "postgresql://" + url[len("postgres://") :]
     parsed = make_url(url)
     driver = _ASYNC_DRIVERS.get(parsed.drivername, parsed.drivername)
     parsed = parsed.set(drivername=driver)

@@ -24,7 +24,10 @@ def check(target: str, service: str = "", timeout_s: float = 1.0) -> str:
 
 
 def wait_serving(target: str, timeout_s: float = 60.0, is_alive=lambda: True) -> None:
-    """Block until `target` reports SERVING; raise TimeoutError (or RuntimeError if `is_alive()` turns false)."""
+    """Block until `target` reports SERVING.
+
+    Raises TimeoutError, or RuntimeError as soon as `is_alive()` turns false.
+    """
     deadline = time.monotonic() + timeout_s
     status = "UNKNOWN"
     while time.monotonic() < deadline:

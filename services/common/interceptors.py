@@ -11,7 +11,8 @@ import asyncio
 import inspect
 import logging
 import time
-from typing import Any, AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import grpc
 from prometheus_client import Counter, Histogram

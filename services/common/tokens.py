@@ -12,8 +12,8 @@ import asyncio
 import contextvars
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Awaitable, Callable
 
 import jwt
 from cryptography.hazmat.primitives.serialization import load_pem_public_key

@@ -11,7 +11,9 @@ from services.common.db import async_url, create_engine, upgrade
 from tests.support import REPO_ROOT
 
 SAMPLE = Path(__file__).parent / "sample_migrations"
-SERVICE_MIGRATIONS = sorted(p for p in (REPO_ROOT / "services").glob("*/migrations") if (p / "env.py").exists())
+SERVICE_MIGRATIONS = sorted(
+    p for p in (REPO_ROOT / "services").glob("*/migrations") if (p / "env.py").exists()
+)
 
 
 @pytest.mark.parametrize(
@@ -41,7 +43,9 @@ async def test_engine_round_trip_and_migrations(database_url):
             await conn.execute(sa.text("INSERT INTO widgets (name) VALUES (:n)"), [{"n": "ä😀"}, {"n": "b"}])
         async with engine.connect() as conn:
             names = (await conn.execute(sa.text("SELECT name FROM widgets ORDER BY id"))).scalars().all()
-            version = (await conn.execute(sa.text("SELECT version_num FROM alembic_version_sample"))).scalar_one()
+            version = (
+                await conn.execute(sa.text("SELECT version_num FROM alembic_version_sample"))
+            ).scalar_one()
         assert names == ["ä😀", "b"]
         assert version == "0001"
     finally:

@@ -21,8 +21,14 @@ def test_devrun_starts_reports_and_stops_everything(tmp_path):
     for prefix in ("AUTH", "HISTORY", "INFERENCE", "GATEWAY"):
         for other in ("AUTH", "HISTORY", "INFERENCE"):
             env[f"{prefix}_{other}_ADDR"] = f"127.0.0.1:{env[other + '_PORT']}"
-    proc = subprocess.Popen([sys.executable, "-m", "services.devrun"], cwd=REPO_ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "services.devrun"],
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
     try:
         started = time.monotonic()
         lines = []

@@ -27,10 +27,20 @@ ISS, AUD = "emotion-auth", "emotion"
 
 def mint(private_pem: str, *, kid: str | None = None, exp_in: float = 900, **claims) -> str:
     now = int(time.time())
-    payload = {"iss": ISS, "aud": AUD, "sub": "u1", "role": "user", "typ": "access",
-               "iat": now, "exp": now + int(exp_in), **claims}
+    payload = {
+        "iss": ISS,
+        "aud": AUD,
+        "sub": "u1",
+        "role": "user",
+        "typ": "access",
+        "iat": now,
+        "exp": now + int(exp_in),
+        **claims,
+    }
     key = load_pem_private_key(private_pem.encode(), None)
-    return jwt.encode(payload, key, algorithm="EdDSA", headers={"kid": kid or key_id(public_pem_of(private_pem))})
+    return jwt.encode(
+        payload, key, algorithm="EdDSA", headers={"kid": kid or key_id(public_pem_of(private_pem))}
+    )
 
 
 @pytest.fixture
@@ -129,7 +139,7 @@ async def history_server(verifier):
             async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as ch:
                 await asyncio.wait_for(ch.channel_ready(), 0.5)
             break
-        except (asyncio.TimeoutError, grpc.RpcError):
+        except (TimeoutError, grpc.RpcError):
             continue
     yield servicer, port
     stop.set()

@@ -28,8 +28,14 @@ def _descriptor_set(tmp_path) -> descriptor_pb2.FileDescriptorSet:
 
     out = tmp_path / "api.pb"
     sources = sorted(str(p.relative_to(PROTO_DIR)) for p in (PROTO_DIR / "emotion" / "v1").glob("*.proto"))
-    args = ["protoc", f"-I{PROTO_DIR}", f"-I{resources.files('grpc_tools') / '_proto'}",
-            "--include_source_info", f"--descriptor_set_out={out}", *sources]
+    args = [
+        "protoc",
+        f"-I{PROTO_DIR}",
+        f"-I{resources.files('grpc_tools') / '_proto'}",
+        "--include_source_info",
+        f"--descriptor_set_out={out}",
+        *sources,
+    ]
     assert protoc.main(args) == 0
     return descriptor_pb2.FileDescriptorSet.FromString(out.read_bytes())
 
@@ -45,7 +51,11 @@ def test_every_element_is_commented_and_typed(tmp_path):
             for fi, field in enumerate(msg.field):
                 if not comments.get((4, mi, 2, fi)):
                     undocumented.append(f"{msg.name}.{field.name}")
-                if field.type_name in (".google.protobuf.Struct", ".google.protobuf.Any", ".google.protobuf.Value"):
+                if field.type_name in (
+                    ".google.protobuf.Struct",
+                    ".google.protobuf.Any",
+                    ".google.protobuf.Value",
+                ):
                     untyped.append(f"{msg.name}.{field.name}")
         for ei, enum in enumerate(f.enum_type):
             for vi, value in enumerate(enum.value):

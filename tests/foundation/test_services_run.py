@@ -27,21 +27,42 @@ GRACE_S = 3.0
 
 # service -> (module, env prefix, full service name, a call to make through its stub)
 SERVICES = {
-    "auth": ("services.auth", "AUTH", "emotion.v1.AuthService",
-             lambda ch: auth_pb2_grpc.AuthServiceStub(ch).GetAgreements(auth_pb2.GetAgreementsRequest(), timeout=5),
-             "GetAgreements"),
-    "history": ("services.history", "HISTORY", "emotion.v1.HistoryService",
-                lambda ch: history_pb2_grpc.HistoryServiceStub(ch).ListAnalyses(
-                    history_pb2.ListAnalysesRequest(), timeout=5),
-                "ListAnalyses"),
-    "inference": ("services.inference", "INFERENCE", "emotion.v1.InferenceService",
-                  lambda ch: inference_pb2_grpc.InferenceServiceStub(ch).GetModelInfo(
-                      inference_pb2.GetModelInfoRequest(), timeout=5),
-                  "GetModelInfo"),
-    "gateway": ("services.gateway", "GATEWAY", "emotion.v1.EmotionGateway",
-                lambda ch: gateway_pb2_grpc.EmotionGatewayStub(ch).GetAgreements(
-                    auth_pb2.GetAgreementsRequest(), timeout=5),
-                "GetAgreements"),
+    "auth": (
+        "services.auth",
+        "AUTH",
+        "emotion.v1.AuthService",
+        lambda ch: auth_pb2_grpc.AuthServiceStub(ch).GetAgreements(
+            auth_pb2.GetAgreementsRequest(), timeout=5
+        ),
+        "GetAgreements",
+    ),
+    "history": (
+        "services.history",
+        "HISTORY",
+        "emotion.v1.HistoryService",
+        lambda ch: history_pb2_grpc.HistoryServiceStub(ch).ListAnalyses(
+            history_pb2.ListAnalysesRequest(), timeout=5
+        ),
+        "ListAnalyses",
+    ),
+    "inference": (
+        "services.inference",
+        "INFERENCE",
+        "emotion.v1.InferenceService",
+        lambda ch: inference_pb2_grpc.InferenceServiceStub(ch).GetModelInfo(
+            inference_pb2.GetModelInfoRequest(), timeout=5
+        ),
+        "GetModelInfo",
+    ),
+    "gateway": (
+        "services.gateway",
+        "GATEWAY",
+        "emotion.v1.EmotionGateway",
+        lambda ch: gateway_pb2_grpc.EmotionGatewayStub(ch).GetAgreements(
+            auth_pb2.GetAgreementsRequest(), timeout=5
+        ),
+        "GetAgreements",
+    ),
 }
 
 
@@ -98,8 +119,16 @@ def test_health_reflection_and_metrics(stack, name):
             code = "OK"
 
     body = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).read().decode()
-    line = next((ln for ln in body.splitlines() if ln.startswith("grpc_server_handled_total{")
-                 and f'grpc_method="{method}"' in ln and f'grpc_code="{code}"' in ln), None)
+    line = next(
+        (
+            ln
+            for ln in body.splitlines()
+            if ln.startswith("grpc_server_handled_total{")
+            and f'grpc_method="{method}"' in ln
+            and f'grpc_code="{code}"' in ln
+        ),
+        None,
+    )
     assert line is not None and float(line.rsplit(" ", 1)[1]) >= 1, f"{method} {code} missing from /metrics"
     latency = f'grpc_server_handling_seconds_count{{grpc_method="{method}",grpc_service="{full_name}"}}'
     assert latency in body, f"no latency histogram for {method}"
@@ -111,7 +140,9 @@ def test_sigterm_exits_cleanly_within_grace(stack, name):
     procs, ports = stack
     proc = procs[name]
     with grpc.insecure_channel(f"127.0.0.1:{ports[name][0]}") as channel:
-        watch = health_pb2_grpc.HealthStub(channel).Watch(health_pb2.HealthCheckRequest(), timeout=GRACE_S + 10)
+        watch = health_pb2_grpc.HealthStub(channel).Watch(
+            health_pb2.HealthCheckRequest(), timeout=GRACE_S + 10
+        )
         assert next(watch).status == health_pb2.HealthCheckResponse.SERVING
         started = time.monotonic()
         proc.proc.send_signal(signal.SIGTERM)
