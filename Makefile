@@ -8,7 +8,7 @@ DATA ?= ../shared/data/fer2013/fer2013_training_publictest.csv.gz
 CONFIG ?= training/configs/default.json
 PYTEST_ARGS ?=
 
-.PHONY: help setup protos run test test-fast lint train evaluate bench mar torchserve images browser clean
+.PHONY: help setup protos run test lint train evaluate bench mar torchserve images browser clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/' | expand -t 14
@@ -29,7 +29,7 @@ run: setup protos  ## start all four services on localhost (Ctrl-C stops them)
 
 browser:  ## install Debian's headless Chromium for the browser tests (needs root and apt)
 	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && \
-		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-color-emoji >/dev/null; } || \
 		echo "chromium not installed: browser tests will be skipped"
 
 test: setup protos browser  ## run the whole test suite (real databases, real services)
@@ -48,6 +48,20 @@ evaluate: setup  ## evaluate the shipped model on PublicTest (with and without T
 
 bench: setup  ## model speed benchmark (more: bench/*.py, see docs/BENCHMARKS.md)
 	$(PY) -m training.benchmark
+
+mar: setup  ## build the TorchServe model archive into model_store/
+	$(PY) -m services.inference.torchserve.build_mar
+
+torchserve: mar  ## run TorchServe on loopback with the model (then INFERENCE_BACKEND=torchserve make run)
+	$(VENV)/bin/torchserve --start --foreground --ncs --model-store model_store \
+		--ts-config services/inference/torchserve/config.properties --models fer_expression=fer_expression.mar
+
+REGISTRY ?= emotion
+TAG ?= dev
+images: mar  ## build the container images (needs a Docker engine): REGISTRY=... TAG=...
+	@command -v docker >/dev/null || { echo "make images needs a Docker engine"; exit 1; }
+	for image in auth history inference gateway torchserve; do \
+		docker build -f docker/$$image/Dockerfile -t $(REGISTRY)/$$image:$(TAG) . || exit 1; done
 
 clean:  ## remove generated state (databases, keys, caches); keeps .venv
 	rm -rf var test-artifacts .pytest_cache

@@ -46,6 +46,8 @@ def main() -> int:
     env = {
         "AUTH_SERVICE_SECRETS": f"gateway={secret}",
         "GATEWAY_SERVICE_SECRET": secret,
+        # The gateway forwards each client's address; auth trusts it only from the gateway's.
+        "AUTH_TRUSTED_PROXIES": "127.0.0.1",
         "PYTHONUNBUFFERED": "1",
         **os.environ,
     }

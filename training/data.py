@@ -58,8 +58,11 @@ def _open_text(path):
     return open(path, encoding="utf-8", newline="")
 
 
-def parse_csv(path):
-    """Parse and clean a Kaggle-format CSV. Returns FERData with a `report` of what was dropped and why."""
+def parse_csv(path, usages=None, max_rows=None):
+    """Parse and clean a Kaggle-format CSV. Returns FERData with a `report` of what was dropped and why.
+
+    usages: keep only these splits (others are skipped before pixel parsing - fast, and not counted as
+    dropped); max_rows: stop after this many data rows (quick tests)."""
     images, labels, usage, rows = [], [], [], []
     dropped = {"bad_label": 0, "bad_pixel_count": 0, "bad_pixel_value": 0, "unknown_usage": 0}
     n_rows = 0
@@ -72,6 +75,10 @@ def parse_csv(path):
             raise ValueError(f"{path}: expected header with 'emotion' and 'pixels', got {header}")
         iu = header.index("Usage") if "Usage" in header else None
         for i, rec in enumerate(reader):
+            if max_rows is not None and i >= max_rows:
+                break
+            if usages is not None and iu is not None and iu < len(rec) and rec[iu].strip() not in usages:
+                continue
             n_rows += 1
             try:
                 lab = int(rec[ie].strip())
@@ -165,11 +172,12 @@ def ferplus_not_face(ferplus_csv, n_rows):
     return nf
 
 
-def drop_not_faces(d, ferplus_csv=None, verbose=True):
-    """Remove FER+ 'not a face' rows from a FERData; counts are added to the report (per split)."""
+def drop_not_faces(d, ferplus_csv=None, splits=("Training",), verbose=True):
+    """Remove FER+ 'not a face' rows of the given splits (default Training only, so the validation figure
+    stays comparable with the literature); counts per split are added to the report."""
     ferplus_csv = ferplus_csv or Path(d.report["source"]).parent / "ferplus_training_publictest.csv"
     nf_rows = ferplus_not_face(ferplus_csv, int(d.rows.max()) + 1)
-    is_nf = nf_rows[d.rows]
+    is_nf = nf_rows[d.rows] & np.isin(d.usage, [USAGES.index(u) for u in splits])
     dropped = {u: int((is_nf & (d.usage == k)).sum()) for k, u in enumerate(USAGES)}
     out = d.subset(~is_nf)
     out.report["dropped_not_face"] = dropped
@@ -198,5 +206,5 @@ if __name__ == "__main__":
     a = ap.parse_args()
     d = load_fer(a.data)
     if a.drop_not_face:
-        d = drop_not_faces(d)
+        d = drop_not_faces(d, splits=USAGES)
     print(json.dumps(d.report, indent=1))

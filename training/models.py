@@ -7,6 +7,7 @@ Every model exposes forward_features(x) -> embedding (B, D) and forward_head(emb
 Island/centre loss can work on the embedding without knowing the architecture.
 
 load_shipped_model(path=None) -> (model, meta) is the API the inference service imports.
+Keep this file self-contained (torch + stdlib only): the TorchServe archive ships a copy of it alone.
 """
 
 import json

@@ -45,6 +45,7 @@ def get_args(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--config", default=None, help="JSON config; CLI flags override it")
     ap.add_argument("--data", default=None, help="Kaggle-format CSV(.gz); default ../shared/data/fer2013/...")
+    ap.add_argument("--cache-dir", default=str(D.DEFAULT_CACHE), help="parsed-array cache ('none' disables)")
     ap.add_argument("--run-dir", default=None, help="default runs/<name>")
     ap.add_argument("--name", default=None)
     ap.add_argument("--epochs", type=int, default=None)
@@ -55,6 +56,9 @@ def get_args(argv=None):
                     help="torch intra-op threads (default 1: the other core is used by other work)")
     ap.add_argument("--limit", type=int, default=None, help="use only the first N train / N val rows (tests)")
     ap.add_argument("--max-steps", type=int, default=None, help="stop after N optimizer steps (speed checks)")
+    ap.add_argument("--deadline", default=None,
+                    help="UTC 'HH:MM': schedule progress = max(step fraction, time fraction to the deadline), so "
+                         "the cosine schedule completes and training stops by then even on a busy machine")
     ap.add_argument("--no-plots", action="store_true")
     ap.add_argument("--no-progress", action="store_true")
     ap.add_argument("--set", nargs="*", default=[], metavar="KEY=JSON", help="override config keys, e.g. lr=0.02")
@@ -77,12 +81,26 @@ def set_seed(seed):
     torch.manual_seed(seed)
 
 
-def lr_at(step, total, warmup, base, min_frac):
-    """Linear warm-up to base, then cosine down to base*min_frac."""
+def lr_at(step, warmup, base, min_frac, progress):
+    """Linear warm-up (by steps) to base, then cosine down to base*min_frac as progress goes 0 -> 1."""
     if step < warmup:
         return base * (step + 1) / warmup
-    t = (step - warmup) / max(1, total - warmup)
-    return base * (min_frac + (1 - min_frac) * 0.5 * (1 + math.cos(math.pi * min(t, 1.0))))
+    return base * (min_frac + (1 - min_frac) * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0))))
+
+
+def parse_deadline(s):
+    """'HH:MM' (UTC, today or tomorrow) or a unix timestamp -> unix time."""
+    if s is None:
+        return None
+    if ":" not in s:
+        return float(s)
+    import datetime as dt
+    now = dt.datetime.now(dt.timezone.utc)
+    h, m = map(int, s.split(":"))
+    t = now.replace(hour=h, minute=m, second=0, microsecond=0)
+    if t < now - dt.timedelta(hours=12):
+        t += dt.timedelta(days=1)
+    return t.timestamp()
 
 
 class EMA:
@@ -172,7 +190,7 @@ def main(argv=None):
     print(f"[train] config {json.dumps(cfg)}")
 
     # ---- data: uint8 tensors in memory (Training is ~66 MB); normalise per batch
-    d = D.load_fer(a.data)
+    d = D.load_fer(a.data, cache_dir=None if a.cache_dir == "none" else a.cache_dir)
     if cfg["drop_not_face"]:
         d = D.drop_not_faces(d)
     xtr, ytr = d.split("Training")
@@ -209,6 +227,8 @@ def main(argv=None):
     total_steps = cfg["epochs"] * steps_per_epoch
     warmup = int(cfg["warmup_epochs"] * steps_per_epoch)
     start_epoch, step, best, history = 0, 0, {"acc": -1.0}, []
+    t_run_start = time.time()
+    deadline = parse_deadline(a.deadline)
 
     if a.resume and (ck_dir / "last.pt").exists():
         ck = torch.load(ck_dir / "last.pt", map_location="cpu", weights_only=False)
@@ -218,6 +238,7 @@ def main(argv=None):
         if island and ck.get("island"):
             island.load_state_dict(ck["island"])
         start_epoch, step, best = ck["epoch"] + 1, ck["step"], ck["best"]
+        t_run_start = ck.get("t_run_start", t_run_start)
         torch.set_rng_state(ck["rng"])
         mpath = run_dir / "metrics.jsonl"
         history = [json.loads(l) for l in mpath.read_text().splitlines() if l.strip()] if mpath.exists() else []
@@ -232,6 +253,16 @@ def main(argv=None):
                      train_config=cfg, data_report=d.report)
     from tqdm import tqdm
     t_start = time.time()
+    if deadline:
+        print(f"[train] deadline {time.strftime('%H:%M:%S', time.gmtime(deadline))} UTC "
+              f"({(deadline - time.time()) / 60:.0f} min from now)")
+
+    def progress():
+        p = (step - warmup) / max(1, total_steps - warmup)
+        if deadline:
+            p = max(p, (time.time() - t_run_start) / max(1.0, deadline - t_run_start))
+        return p
+    done = False
     for epoch in range(start_epoch, cfg["epochs"]):
         model.train()
         g = torch.Generator().manual_seed(cfg["seed"] * 1000 + epoch)  # per-epoch stream: resume-reproducible
@@ -252,7 +283,11 @@ def main(argv=None):
             ls = cfg["label_smoothing"]
             target = target * (1 - ls) + ls / 7
             xb = xb.contiguous(memory_format=mf)
-            lr = lr_at(step, total_steps, warmup, cfg["lr"], cfg["min_lr_frac"])
+            prog = progress()
+            if prog >= 1.0 and step >= warmup:
+                done = True  # schedule finished (deadline reached): stop mid-epoch, evaluate, save
+                break
+            lr = lr_at(step, warmup, cfg["lr"], cfg["min_lr_frac"], prog)
             for gr in opt.param_groups:
                 gr["lr"] = lr * gr["lr_mult"]
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg["bf16"]):
@@ -270,17 +305,24 @@ def main(argv=None):
             tl += loss.item() * len(yb); tc += (logits.argmax(1) == yb).sum().item(); tn += len(yb)
             pbar.set_postfix(loss=f"{tl / tn:.3f}", acc=f"{tc / tn:.3f}", lr=f"{lr:.4f}", refresh=False)
             if a.max_steps and step >= a.max_steps:
+                done = True
                 break
         pbar.close()
         train_time = time.time() - t0
 
-        # ---- evaluate raw and EMA weights on PublicTest; keep whichever is best
-        vl, va = evaluate_logits(predict(model, xva_n, cfg["eval_batch"], cfg["bf16"], cfg["channels_last"]), yva)
+        # ---- evaluate EMA (and every eval_raw_every epochs + at the end, raw) weights on PublicTest; keep the
+        # best. Raw evaluation is skippable because on a busy CPU each pass costs a noticeable share of an epoch.
+        t_eval = time.time()
+        last = done or progress() >= 1.0 or epoch == cfg["epochs"] - 1
+        if ema is None or last or (epoch + 1) % max(1, cfg.get("eval_raw_every", 1)) == 0:
+            vl, va = evaluate_logits(predict(model, xva_n, cfg["eval_batch"], cfg["bf16"], cfg["channels_last"]), yva)
+        else:
+            vl, va = float("nan"), float("nan")
         el, ea = (evaluate_logits(predict(ema.model, xva_n, cfg["eval_batch"], cfg["bf16"], cfg["channels_last"]), yva)
                   if ema else (vl, va))
-        rec = dict(epoch=epoch, step=step, lr=lr, train_loss=tl / max(tn, 1), train_acc=tc / max(tn, 1),
+        rec = dict(epoch=epoch, step=step, lr=lr, progress=progress(), train_loss=tl / max(tn, 1), train_acc=tc / max(tn, 1),
                    val_loss=vl, val_acc=va, ema_val_loss=el, ema_val_acc=ea, epoch_time=time.time() - t0,
-                   img_per_s=tn / train_time, elapsed=time.time() - t_start)
+                   img_per_s=tn / train_time, eval_time=time.time() - t_eval, elapsed=time.time() - t_start)
         history.append(rec)
         with open(run_dir / "metrics.jsonl", "a") as f:
             f.write(json.dumps(rec) + "\n")
@@ -288,7 +330,7 @@ def main(argv=None):
               f"val loss {vl:.4f} acc {va:.4f} | ema loss {el:.4f} acc {ea:.4f} | {rec['img_per_s']:.0f} img/s, "
               f"{rec['epoch_time']:.0f}s", flush=True)
 
-        use_ema = ema is not None and ea >= va
+        use_ema = ema is not None and not va > ea  # (nan-safe: raw not evaluated -> EMA)
         cur_acc = ea if use_ema else va
         if cur_acc > best["acc"]:
             best = {"acc": cur_acc, "loss": el if use_ema else vl, "epoch": epoch, "ema": use_ema}
@@ -296,10 +338,10 @@ def main(argv=None):
             save_weights(ck_dir / "best.pt", ema.model if use_ema else model, meta)
         ck = dict(model=model.state_dict(), opt=opt.state_dict(), ema=ema.model.state_dict() if ema else None,
                   ema_updates=ema.updates if ema else 0, island=island.state_dict() if island else None,
-                  epoch=epoch, step=step, best=best, rng=torch.get_rng_state(), config=cfg)
+                  epoch=epoch, step=step, best=best, rng=torch.get_rng_state(), config=cfg, t_run_start=t_run_start)
         torch.save(ck, ck_dir / "last.pt.tmp")
         os.replace(ck_dir / "last.pt.tmp", ck_dir / "last.pt")  # atomic: a kill mid-save keeps the old one
-        if a.max_steps and step >= a.max_steps:
+        if done or progress() >= 1.0:
             break
 
     # ---- finish: best weights to run dir, plots, confusion matrix of the best model

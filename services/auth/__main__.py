@@ -1,3 +1,7 @@
-from services.auth.server import main
+"""`python -m services.auth`: serve by default; operator commands in services/auth/cli.py."""
 
-main()
+import sys
+
+from services.auth.cli import cli
+
+sys.exit(cli(sys.argv[1:]))

@@ -54,29 +54,71 @@ async def iterate_responses(behaviour, request, context) -> AsyncIterator[Any]:
         await behaviour(request, context)
 
 
-def wrap_handler(handler: grpc.RpcMethodHandler, around: Callable[..., Any]) -> grpc.RpcMethodHandler:
+def wrap_handler(
+    handler: grpc.RpcMethodHandler,
+    around: Callable[..., Any],
+    deserializer: Callable[[Callable], Callable] = lambda d: d,
+) -> grpc.RpcMethodHandler:
     """Return `handler` with its behaviour replaced by `around(behaviour, streaming_response)`.
 
     `around` gets the original behaviour and whether it yields a response stream, and returns
-    a new behaviour of the same shape.
+    a new behaviour of the same shape; `deserializer` may replace the request deserializer.
     """
     if handler is None:
         return None
+    request_deserializer = deserializer(handler.request_deserializer)
     if handler.unary_unary:
         return grpc.unary_unary_rpc_method_handler(
-            around(handler.unary_unary, False), handler.request_deserializer, handler.response_serializer
+            around(handler.unary_unary, False), request_deserializer, handler.response_serializer
         )
     if handler.unary_stream:
         return grpc.unary_stream_rpc_method_handler(
-            around(handler.unary_stream, True), handler.request_deserializer, handler.response_serializer
+            around(handler.unary_stream, True), request_deserializer, handler.response_serializer
         )
     if handler.stream_unary:
         return grpc.stream_unary_rpc_method_handler(
-            around(handler.stream_unary, False), handler.request_deserializer, handler.response_serializer
+            around(handler.stream_unary, False), request_deserializer, handler.response_serializer
         )
     return grpc.stream_stream_rpc_method_handler(
-        around(handler.stream_stream, True), handler.request_deserializer, handler.response_serializer
+        around(handler.stream_stream, True), request_deserializer, handler.response_serializer
     )
+
+
+class MalformedRequest:
+    """Stands in for a request message whose bytes did not parse (e.g. a string field that is
+    not UTF-8). gRPC would answer such a call with UNKNOWN; we answer INVALID_ARGUMENT."""
+
+    def __init__(self, error: Exception) -> None:
+        self.message = f"malformed request message: {str(error)[:200]}"
+
+
+def tolerant(deserializer: Callable | None) -> Callable | None:
+    if deserializer is None:
+        return None
+
+    def deserialize(data: bytes):
+        try:
+            return deserializer(data)
+        except Exception as exc:  # protobuf's DecodeError and friends
+            return MalformedRequest(exc)
+
+    return deserialize
+
+
+async def _checked_stream(requests, context) -> AsyncIterator[Any]:
+    async for request in requests:
+        if isinstance(request, MalformedRequest):
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, request.message)
+        yield request
+
+
+async def _refuse_malformed(request, context):
+    """The request (or, for client streams, a checking iterator over them); aborts on a malformed one."""
+    if isinstance(request, MalformedRequest):
+        await context.abort(grpc.StatusCode.INVALID_ARGUMENT, request.message)
+    if hasattr(request, "__aiter__"):
+        return _checked_stream(request, context)
+    return request
 
 
 def _code_of(context: grpc.aio.ServicerContext, exc: BaseException | None) -> grpc.StatusCode:
@@ -123,6 +165,7 @@ class ObservabilityInterceptor(grpc.aio.ServerInterceptor):
                     request_id_var.set(request_id)
                     started, exc = time.perf_counter(), None
                     try:
+                        request = await _refuse_malformed(request, context)
                         async for response in iterate_responses(behaviour, request, context):
                             yield response
                     except BaseException as e:
@@ -137,6 +180,7 @@ class ObservabilityInterceptor(grpc.aio.ServerInterceptor):
                 request_id_var.set(request_id)
                 started, exc = time.perf_counter(), None
                 try:
+                    request = await _refuse_malformed(request, context)
                     return await behaviour(request, context)
                 except BaseException as e:
                     exc = e
@@ -146,7 +190,7 @@ class ObservabilityInterceptor(grpc.aio.ServerInterceptor):
 
             return unary_behaviour
 
-        return wrap_handler(handler, around)
+        return wrap_handler(handler, around, tolerant)
 
 
 class AuthInterceptor(grpc.aio.ServerInterceptor):

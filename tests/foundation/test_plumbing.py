@@ -172,3 +172,16 @@ def test_only_idempotent_methods_are_retried():
     for not_safe in ("Login", "Register", "Refresh", "ChangePassword", "DeleteAccount"):
         assert ("emotion.v1.AuthService", not_safe) not in names
     assert all(mc["retryPolicy"]["retryableStatusCodes"] == ["UNAVAILABLE"] for mc in config["methodConfig"])
+
+
+async def test_malformed_request_bytes_are_invalid_argument(history_server, keypair):
+    """A string field that is not UTF-8 cannot be parsed: the caller hears INVALID_ARGUMENT, not UNKNOWN."""
+    servicer, port = history_server
+    bad_page_token = b"\x1a\x02\xff\xfe"  # field 3 (page_token, a string), two bytes that are not UTF-8
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+        call = channel.unary_unary("/emotion.v1.HistoryService/ListAnalyses")
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await call(bad_page_token, metadata=(("authorization", f"Bearer {mint(keypair[0])}"),), timeout=5)
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "malformed request" in err.value.details()
+    assert servicer.calls == 0

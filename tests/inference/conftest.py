@@ -1,0 +1,120 @@
+"""Fixtures: the classifier weights (shipped, or random stand-ins until training ships them), the real
+inference service as a process, and real photos from ../shared/data/photos."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import grpc
+import pytest
+from PIL import Image
+
+from emotion.v1 import inference_pb2_grpc
+from tests.support import REPO_ROOT, SHARED_DATA, ServiceProcess, free_port
+
+PHOTOS = SHARED_DATA / "photos"
+SHIPPED_WEIGHTS = REPO_ROOT / "models" / "fer_vgg.pt"
+
+
+def photo_labels() -> dict[str, str]:
+    with open(PHOTOS / "labels.csv", newline="") as f:
+        return {row["file"]: row["emotion"] for row in csv.DictReader(f)}
+
+
+def square_photos(count: int) -> list[Path]:
+    """The first `count` 350x350 photos (the common case: one face filling much of the frame)."""
+    out = []
+    for name in sorted(photo_labels()):
+        path = PHOTOS / "images" / name
+        with Image.open(path) as image:
+            if image.size == (350, 350):
+                out.append(path)
+        if len(out) == count:
+            break
+    return out
+
+
+def encode(image: Image.Image, fmt: str = "JPEG", **params) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt, **params)
+    return buffer.getvalue()
+
+
+@pytest.fixture(scope="session")
+def model_weights(tmp_path_factory) -> Path:
+    """The shipped model when present; otherwise a randomly initialised model of the same architecture,
+    saved exactly as training ships weights (state_dict + metadata JSON)."""
+    if SHIPPED_WEIGHTS.exists() and SHIPPED_WEIGHTS.with_suffix(".json").exists():
+        return SHIPPED_WEIGHTS
+    import torch
+
+    from training.models import create_model
+
+    config = json.loads((REPO_ROOT / "training" / "configs" / "fer_vgg.json").read_text())
+    torch.manual_seed(0)
+    model = create_model(config["model"], verbose=False, **config["model_cfg"])
+    # Fresh BatchNorm statistics make every output nearly the same; training-mode passes over real faces
+    # and a sharper head give a stand-in whose scores depend on the face, as a trained model's do.
+    import numpy as np
+
+    faces = np.stack([np.asarray(Image.open(p).convert("L").resize((48, 48))) for p in square_photos(64)])
+    batch = torch.from_numpy((faces.astype(np.float32) / 255.0 - 0.5) / 0.25)[:, None]
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, torch.nn.BatchNorm2d | torch.nn.BatchNorm1d):
+                module.momentum = None  # cumulative average over the calibration passes
+        model.train()
+        for _ in range(2):
+            model(batch)
+        model.eval()
+        model.head[-1].weight.mul_(10.0)
+    folder = tmp_path_factory.mktemp("model")
+    weights = folder / "fer_vgg.pt"
+    torch.save(model.state_dict(), weights)
+    meta = {
+        "arch": config["model"],
+        "model_cfg": config["model_cfg"],
+        "mean": 0.5,
+        "std": 0.25,
+        "labels": ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"],
+        "temperature": 1.5,
+        "version": "test-random",
+        "metrics": {"split": "FER-2013 PublicTest", "accuracy": 0.1},
+    }
+    weights.with_suffix(".json").write_text(json.dumps(meta))
+    return weights
+
+
+def start_inference(tmp_path: Path, weights: Path, **env: str) -> tuple[ServiceProcess, int]:
+    port, metrics_port = free_port(), free_port()
+    process = ServiceProcess(
+        "services.inference",
+        {
+            "INFERENCE_PORT": str(port),
+            "INFERENCE_METRICS_PORT": str(metrics_port),
+            "INFERENCE_MODEL_PATH": str(weights),
+            "INFERENCE_LOG_LEVEL": "INFO",
+            **env,
+        },
+        tmp_path / f"inference-{port}.log",
+        port,
+    )
+    return process.wait_serving(timeout_s=180), metrics_port
+
+
+@pytest.fixture(scope="module")
+def inference(tmp_path_factory, model_weights):
+    """(stub, metrics_port) of one service process shared by a test module."""
+    env = {"INFERENCE_MAX_WAIT_MS": "20"}  # a wide batching window makes batching easy to observe
+    process, metrics_port = start_inference(tmp_path_factory.mktemp("inference"), model_weights, **env)
+    channel = grpc.insecure_channel(
+        f"127.0.0.1:{process.port}", options=[("grpc.max_send_message_length", 64 * 1024 * 1024)]
+    )
+    try:
+        yield inference_pb2_grpc.InferenceServiceStub(channel), metrics_port
+    finally:
+        channel.close()
+        process.stop()

@@ -1,0 +1,199 @@
+"""Fast tests for the training package (whole file well under a minute on one core).
+
+Real data is found at <repo>/../shared/data/fer2013/ or via env FER_DATA (path to the CSV.gz).
+"""
+
+import gzip
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from training import data as D
+from training import metrics as M
+from training.models import create_model, list_models
+
+torch.set_num_threads(1)
+REPO = Path(__file__).resolve().parents[2]
+DATA = Path(os.environ.get("FER_DATA") or REPO.parent / "shared/data/fer2013/fer2013_training_publictest.csv.gz")
+SHIPPED = REPO / "models/fer_vgg.pt"
+needs_data = pytest.mark.skipif(not DATA.exists(), reason=f"FER data not found at {DATA}")
+
+
+def _row(label, n=2304, value="7", usage="Training"):
+    return f"{label},{' '.join([value] * n)},{usage}"
+
+
+# ---------------------------------------------------------------------------------------------- data
+
+@pytest.mark.parametrize("gz", [False, True])
+def test_loader_cleans_planted_bad_rows(tmp_path, gz):
+    lines = ["emotion,pixels,Usage",
+             _row(0), _row(6, usage="PublicTest"), _row(3, usage="PrivateTest"),  # 3 good
+             _row(7),                 # label out of range
+             _row(-1),                # label out of range
+             "x," + " ".join(["1"] * 2304) + ",Training",  # non-int label
+             _row(2, n=2303),         # too few pixels
+             _row(2, n=2305),         # too many pixels
+             _row(2, value="256"),    # pixel out of 0..255
+             _row(1, usage="Bogus")]  # unknown split
+    text = "\n".join(lines) + "\n"
+    p = tmp_path / ("f.csv.gz" if gz else "f.csv")
+    if gz:
+        with gzip.open(p, "wt") as f:
+            f.write(text)
+    else:
+        p.write_text(text)
+    d = D.load_fer(p, cache_dir=tmp_path / "cache")
+    r = d.report
+    assert r["rows_read"] == 10 and r["rows_kept"] == 3 and r["dropped_total"] == 7
+    assert r["dropped"] == {"bad_label": 3, "bad_pixel_count": 2, "bad_pixel_value": 1, "unknown_usage": 1}
+    assert r["per_split"] == {"Training": 1, "PublicTest": 1, "PrivateTest": 1}
+    assert d.images.shape == (3, 48, 48) and d.images.dtype == np.uint8 and (d.images == 7).all()
+    assert list(d.labels) == [0, 6, 3] and list(d.rows) == [0, 1, 2]
+    x, y = d.split("PrivateTest")
+    assert len(y) == 1 and y[0] == 3
+    # second load comes from the .npy cache and is identical
+    d2 = D.load_fer(p, cache_dir=tmp_path / "cache")
+    assert (d2.images == d.images).all() and d2.report == r
+    assert len(list((tmp_path / "cache").glob("*/images.npy"))) == 1
+
+
+def test_normalize_contract():
+    x = np.array([[[0, 255]]], np.uint8).repeat(48, 1).repeat(24, 2)
+    out = D.normalize(x, 0.5, 0.25)
+    assert out.shape == (1, 1, 48, 48) and out.dtype == np.float32
+    assert np.isclose(out.min(), -2.0) and np.isclose(out.max(), 2.0)
+
+
+# ---------------------------------------------------------------------------------------------- models
+
+@pytest.mark.parametrize("name", list_models())
+def test_every_model_gives_7_logits(name):
+    cfg = {"hidden": 256} if name == "vgg19_seed" else {}  # keep the seed's FC layers small for speed
+    m = create_model(name, verbose=False, **cfg).eval()
+    with torch.no_grad():
+        out = m(torch.randn(2, 1, 48, 48))
+    assert out.shape == (2, 7) and torch.isfinite(out).all()
+    z = m.forward_features(torch.randn(2, 1, 48, 48))
+    assert z.shape == (2, m.embed_dim)
+
+
+def test_vgg19_seed_is_faithful():
+    m = create_model("vgg19_seed", verbose=False, hidden=256)
+    convs = [l for l in m.modules() if isinstance(l, torch.nn.Conv2d)]
+    assert len(convs) == 16 and all(c.kernel_size == (3, 3) and c.stride == (1, 1) and c.padding == (1, 1)
+                                     for c in convs)
+    assert sum(isinstance(l, torch.nn.MaxPool2d) for l in m.modules()) == 5
+    assert sum(isinstance(l, torch.nn.Linear) for l in m.modules()) == 3
+    assert sum(isinstance(l, torch.nn.Dropout) for l in m.modules()) == 2
+
+
+def test_augment_shapes_and_range():
+    from training.augment import AugConfig, augment, mixup_cutmix, occlude
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(16, 1, 48, 48)
+    y = augment(x, AugConfig(), g)
+    assert y.shape == x.shape and y.min() >= 0 and y.max() <= 1
+    o = occlude(x, 0.25, g, value=-1.0)
+    assert ((o == -1).float().mean(dim=(1, 2, 3)) - 0.25).abs().max() < 0.01
+    xm, tm = mixup_cutmix(x, torch.eye(7)[torch.randint(0, 7, (16,))], 0.2, 1.0, g)
+    assert xm.shape == x.shape and torch.allclose(tm.sum(1), torch.ones(16))
+
+
+# ---------------------------------------------------------------------------------------------- training
+
+@needs_data
+def test_short_training_run_learns(tmp_path):
+    """400 real faces, used as both train and val: the real train.main must fit them (loss falls,
+    accuracy well above the 1/7 chance level)."""
+    from training import train
+    d = D.parse_csv(DATA, usages={"Training"}, max_rows=400)
+    lines = ["emotion,pixels,Usage"]
+    for usage in ("Training", "PublicTest"):
+        lines += [f"{l},{' '.join(map(str, im.ravel()))},{usage}" for im, l in zip(d.images, d.labels)]
+    csv = tmp_path / "small.csv"
+    csv.write_text("\n".join(lines) + "\n")
+    run = tmp_path / "run"
+    best = train.main(["--data", str(csv), "--run-dir", str(run), "--epochs", "12", "--no-progress",
+                       "--no-plots", "--set", 'model_cfg={"width": 16, "depths": [1, 1, 2, 2], "dropout": 0.0}',
+                       "lr=0.05", "ema_decay=0", "label_smoothing=0", "warmup_epochs=1", "batch_size=50",
+                       'aug={"rotate": 0, "scale": [1, 1], "translate": 0.03, "erase_p": 0}',
+                       "--cache-dir", str(tmp_path / "cache")])
+    hist = [json.loads(l) for l in (run / "metrics.jsonl").read_text().splitlines()]
+    assert len(hist) == 12
+    assert hist[-1]["train_loss"] < hist[0]["train_loss"] - 0.3
+    assert best["acc"] > 0.35, best
+    assert (run / "best.pt").exists() and (run / "checkpoints" / "last.pt").exists()
+
+
+# ---------------------------------------------------------------------------------------------- metrics
+
+def test_metrics_on_hand_computed_confusion():
+    # 3 classes; rows true. y_true/y_pred realise this confusion matrix:
+    cm_expected = np.array([[3, 1, 0],
+                            [0, 2, 2],
+                            [1, 0, 1]])
+    y_true = np.repeat([0, 0, 1, 1, 2, 2], [3, 1, 2, 2, 1, 1])
+    y_pred = np.array([0, 0, 0, 1, 1, 1, 2, 2, 0, 2])
+    cm = M.confusion_matrix(y_true, y_pred, 3)
+    assert (cm == cm_expected).all()
+    p, r, f, s = M.per_class_prf(cm)
+    # precision = diag / column sums = 3/4, 2/3, 1/3; recall = diag / row sums = 3/4, 2/4, 1/2
+    assert np.allclose(p, [0.75, 2 / 3, 1 / 3]) and np.allclose(r, [0.75, 0.5, 0.5])
+    assert np.allclose(f, [0.75, 2 * (2 / 3 * 0.5) / (2 / 3 + 0.5), 2 * (1 / 3 * 0.5) / (1 / 3 + 0.5)])
+    assert list(s) == [4, 4, 2] and M.accuracy(cm) == 0.6
+    # a class never predicted and never present: 0/0 is reported as 0, not NaN
+    p2, r2, f2, _ = M.per_class_prf(np.array([[1, 0], [0, 0]]))
+    assert p2[1] == 0 and r2[1] == 0 and f2[1] == 0
+
+
+def test_ece_auc_loss_by_hand():
+    probs = np.array([[0.9, 0.1], [0.8, 0.2], [0.3, 0.7], [0.6, 0.4]])
+    y = np.array([0, 1, 1, 1])
+    # bins (15): conf 0.9 -> bin 13 correct; 0.8 -> bin 11 wrong; 0.7 -> bin 10 correct; 0.6 -> bin 8 wrong
+    # ECE = 1/4 * (|1-.9| + |0-.8| + |1-.7| + |0-.6|) = 1.8 / 4
+    assert np.isclose(M.ece(probs, y, 15), 0.45)
+    # AUC for class 1 with scores .1 .2 .7 .4 (positives idx 1,2,3): pairs pos>neg = 3 of 3 -> 1.0;
+    # class 0 (scores .9 .8 .3 .6, positive idx 0): .9 beats all 3 negatives -> 1.0
+    assert np.isclose(M.auc_ovr_macro(probs, y), 1.0)
+    assert np.isclose(M.binary_auc(np.array([0.5, 0.5, 0.1]), np.array([1, 0, 0])), 0.75)  # tie counts half
+    assert np.isclose(M.log_loss(probs, y), -np.mean(np.log([0.9, 0.2, 0.7, 0.4])))
+    # temperature: over-confident logits get T > 1
+    rng = np.random.default_rng(0)
+    yy = rng.integers(0, 3, 2000)
+    logits = rng.normal(size=(2000, 3))
+    logits[np.arange(2000), yy] += 1.0
+    assert M.fit_temperature(logits * 5, yy) > 2.0
+
+
+def test_sklearn_agreement():
+    sk = pytest.importorskip("sklearn.metrics")
+    rng = np.random.default_rng(1)
+    y = rng.integers(0, 7, 500)
+    probs = rng.dirichlet(np.ones(7), 500)
+    s = M.summarize(probs, y, D.LABELS)
+    assert np.isclose(s["macro_f1"], sk.f1_score(y, probs.argmax(1), average="macro"))
+    assert np.isclose(s["auc_ovr_macro"], sk.roc_auc_score(y, probs, multi_class="ovr", average="macro"))
+
+
+# ---------------------------------------------------------------------------------------------- shipped model
+
+@needs_data
+@pytest.mark.skipif(not SHIPPED.exists(), reason="shipped weights models/fer_vgg.pt not present yet")
+def test_shipped_model_accuracy_on_publictest():
+    from training.models import load_shipped_model
+    model, meta = load_shipped_model()
+    assert not model.training and next(model.parameters()).dtype == torch.float32
+    assert meta["labels"] == D.LABELS
+    d = D.parse_csv(DATA, usages={"PublicTest"})
+    x, y = d.split("PublicTest")
+    x, y = x[:1000], y[:1000]
+    xn = torch.from_numpy(D.normalize(x, meta["mean"], meta["std"]))
+    with torch.no_grad():
+        pred = torch.cat([model(xn[i:i + 250]) for i in range(0, len(xn), 250)]).argmax(1).numpy()
+    acc = (pred == y).mean()
+    assert acc >= 0.65, acc
