@@ -425,8 +425,10 @@ class HistoryServicer(history_pb2_grpc.HistoryServiceServicer):
         start, end = time_range(request)
         zone_name = request.time_zone or "UTC"
         try:
+            if len(zone_name) > 64:  # IANA names are short; longer ones fail in the file system instead
+                raise ValueError(zone_name)
             zone = ZoneInfo(zone_name)
-        except (ZoneInfoNotFoundError, ValueError):
+        except (ZoneInfoNotFoundError, ValueError, OSError):
             raise invalid(f"time_zone: {zone_name[:64]!r} is not an IANA time zone") from None
         bucket = {
             history_pb2.BUCKET_SIZE_UNSPECIFIED: DAY,
