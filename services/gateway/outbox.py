@@ -253,6 +253,10 @@ class OutboxReplayer:
             self._failures = 0
             log.info(
                 "outbox: recorded",
-                extra={"entry_id": entry.id, "analysis_id": reply.analysis.id, "newly_created": reply.created},
+                extra={
+                    "entry_id": entry.id,
+                    "analysis_id": reply.analysis.id,
+                    "newly_created": reply.created,
+                },
             )
         return written > 0
