@@ -15,13 +15,13 @@ import torch.nn.functional as F
 
 @dataclass
 class AugConfig:
-    flip: float = 0.5          # probability of horizontal flip (faces are roughly symmetric)
-    rotate: float = 10.0       # max |degrees|
+    flip: float = 0.5  # probability of horizontal flip (faces are roughly symmetric)
+    rotate: float = 10.0  # max |degrees|
     scale: tuple = (0.9, 1.1)  # zoom range (>1 = zoom in = crop)
-    translate: float = 0.1     # max shift as a fraction of image size
-    brightness: float = 0.2    # additive, on [0,1] pixels
-    contrast: float = 0.2      # multiplicative around the per-image mean
-    erase_p: float = 0.5       # random erasing probability
+    translate: float = 0.1  # max shift as a fraction of image size
+    brightness: float = 0.2  # additive, on [0,1] pixels
+    contrast: float = 0.2  # multiplicative around the per-image mean
+    erase_p: float = 0.5  # random erasing probability
     erase_area: tuple = (0.02, 0.2)
     erase_ratio: tuple = (0.3, 3.3)
 
@@ -36,8 +36,7 @@ def random_affine(x, cfg, gen=None):
     tx, ty = [(u(B) * 2 - 1) * cfg.translate * 2 for _ in range(2)]  # grid coords span [-1,1] = 2 units
     cos, sin = torch.cos(ang) / s, torch.sin(ang) / s
     # theta maps output coords -> input coords; dividing by s zooms in for s > 1. Flip negates the x input axis.
-    theta = torch.stack([torch.stack([cos * flip, -sin, tx], 1),
-                         torch.stack([sin * flip, cos, ty], 1)], 1)
+    theta = torch.stack([torch.stack([cos * flip, -sin, tx], 1), torch.stack([sin * flip, cos, ty], 1)], 1)
     grid = F.affine_grid(theta, x.shape, align_corners=False)
     # 'border' repeats edge pixels instead of inventing black bands the model could learn from.
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
@@ -65,8 +64,12 @@ def random_erase(x, cfg, gen=None, value=None):
     x0 = u() * (W - w)
     ys = torch.arange(H, device=dev).view(1, H, 1)
     xs = torch.arange(W, device=dev).view(1, 1, W)
-    m = ((ys >= y0.view(B, 1, 1)) & (ys < (y0 + h).view(B, 1, 1)) &
-         (xs >= x0.view(B, 1, 1)) & (xs < (x0 + w).view(B, 1, 1)))
+    m = (
+        (ys >= y0.view(B, 1, 1))
+        & (ys < (y0 + h).view(B, 1, 1))
+        & (xs >= x0.view(B, 1, 1))
+        & (xs < (x0 + w).view(B, 1, 1))
+    )
     m &= (u() < cfg.erase_p).view(B, 1, 1)
     fill = x.mean(dim=(1, 2, 3), keepdim=True) if value is None else torch.full_like(x[:, :1, :1, :1], value)
     return torch.where(m[:, None], fill.expand_as(x), x)
@@ -102,7 +105,12 @@ def mixup_cutmix(x, y_onehot, alpha_mixup=0.0, alpha_cutmix=0.0, gen=None):
         H, W = x.shape[-2:]
         ch, cw = int(H * math.sqrt(1 - lam)), int(W * math.sqrt(1 - lam))
         cy, cx = torch.randint(H, (1,), generator=gen).item(), torch.randint(W, (1,), generator=gen).item()
-        y0, y1, x0, x1 = max(cy - ch // 2, 0), min(cy + ch // 2, H), max(cx - cw // 2, 0), min(cx + cw // 2, W)
+        y0, y1, x0, x1 = (
+            max(cy - ch // 2, 0),
+            min(cy + ch // 2, H),
+            max(cx - cw // 2, 0),
+            min(cx + cw // 2, W),
+        )
         x = x.clone()
         x[..., y0:y1, x0:x1] = x[perm][..., y0:y1, x0:x1]
         lam = 1 - (y1 - y0) * (x1 - x0) / (H * W)  # actual pasted area after clipping

@@ -50,18 +50,31 @@ def main(argv=None):
                 x = x.contiguous(memory_format=torch.channels_last)
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
                 return m(x).float()
+
         return f
 
-    configs = [("eager fp32", run(model, False, False)), ("eager fp32 channels_last", run(model_cl, False, True)),
-               ("eager bf16 channels_last", run(model_cl, True, True)), ("torchscript fp32 frozen", run(ts, False, False))]
+    configs = [
+        ("eager fp32", run(model, False, False)),
+        ("eager fp32 channels_last", run(model_cl, False, True)),
+        ("eager bf16 channels_last", run(model_cl, True, True)),
+        ("torchscript fp32 frozen", run(ts, False, False)),
+    ]
     try:  # ONNX Runtime, if installed: exported to a temp file (not shipped, to keep models/ small)
         import os
         import tempfile
 
         import onnxruntime as ort
+
         onnx_path = os.path.join(tempfile.mkdtemp(), "m.onnx")
-        torch.onnx.export(model, torch.zeros(1, 1, 48, 48), onnx_path, input_names=["x"], output_names=["logits"],
-                          dynamic_axes={"x": {0: "b"}, "logits": {0: "b"}}, dynamo=False)
+        torch.onnx.export(
+            model,
+            torch.zeros(1, 1, 48, 48),
+            onnx_path,
+            input_names=["x"],
+            output_names=["logits"],
+            dynamic_axes={"x": {0: "b"}, "logits": {0: "b"}},
+            dynamo=False,
+        )
         so = ort.SessionOptions()
         so.intra_op_num_threads, so.inter_op_num_threads = a.threads, 1
         sess = ort.InferenceSession(onnx_path, so, providers=["CPUExecutionProvider"])
@@ -72,18 +85,28 @@ def main(argv=None):
     for name, fn in configs:
         t1 = bench(fn, torch.randn(1, 1, 48, 48), a.seconds)
         t64 = bench(fn, torch.randn(64, 1, 48, 48), a.seconds)
-        rows.append({"config": name, "threads": a.threads,
-                     "batch1_ms_median": 1e3 * float(np.median(t1)), "batch1_ms_p90": 1e3 * float(np.percentile(t1, 90)),
-                     "batch64_faces_per_s": 64 / float(np.median(t64)),
-                     "batch64_ms_per_face": 1e3 * float(np.median(t64)) / 64})
+        rows.append(
+            {
+                "config": name,
+                "threads": a.threads,
+                "batch1_ms_median": 1e3 * float(np.median(t1)),
+                "batch1_ms_p90": 1e3 * float(np.percentile(t1, 90)),
+                "batch64_faces_per_s": 64 / float(np.median(t64)),
+                "batch64_ms_per_face": 1e3 * float(np.median(t64)) / 64,
+            }
+        )
     if a.json:
         print(json.dumps({"arch": meta["arch"], "torch": torch.__version__, "results": rows}))
     else:
         print(f"{meta['arch']} torch {torch.__version__}, {a.threads} thread(s)")
-        print(f"{'config':28s} {'b1 ms (median)':>15s} {'b1 ms (p90)':>12s} {'b64 faces/s':>12s} {'b64 ms/face':>12s}")
+        print(
+            f"{'config':28s} {'b1 ms (median)':>15s} {'b1 ms (p90)':>12s} {'b64 faces/s':>12s} {'b64 ms/face':>12s}"
+        )
         for r in rows:
-            print(f"{r['config']:28s} {r['batch1_ms_median']:15.2f} {r['batch1_ms_p90']:12.2f} "
-                  f"{r['batch64_faces_per_s']:12.0f} {r['batch64_ms_per_face']:12.3f}")
+            print(
+                f"{r['config']:28s} {r['batch1_ms_median']:15.2f} {r['batch1_ms_p90']:12.2f} "
+                f"{r['batch64_faces_per_s']:12.0f} {r['batch64_ms_per_face']:12.3f}"
+            )
     return rows
 
 

@@ -37,10 +37,11 @@ CACHE_VERSION = 2  # bump when parsing/cleaning rules change so stale caches are
 @dataclass
 class FERData:
     """Cleaned dataset. Images stay uint8 (N,48,48) to keep memory small; normalise at batch time."""
-    images: np.ndarray          # uint8 (N, 48, 48)
-    labels: np.ndarray          # int64 (N,)
-    usage: np.ndarray           # int8 (N,) index into USAGES
-    rows: np.ndarray            # int64 (N,) 0-based data-row index in the source CSV (for FER+ alignment)
+
+    images: np.ndarray  # uint8 (N, 48, 48)
+    labels: np.ndarray  # int64 (N,)
+    usage: np.ndarray  # int8 (N,) index into USAGES
+    rows: np.ndarray  # int64 (N,) 0-based data-row index in the source CSV (for FER+ alignment)
     report: dict = field(default_factory=dict)
 
     def split(self, name):
@@ -48,7 +49,9 @@ class FERData:
         return self.images[m], self.labels[m]
 
     def subset(self, mask):
-        return FERData(self.images[mask], self.labels[mask], self.usage[mask], self.rows[mask], dict(self.report))
+        return FERData(
+            self.images[mask], self.labels[mask], self.usage[mask], self.rows[mask], dict(self.report)
+        )
 
 
 def _open_text(path):
@@ -137,8 +140,10 @@ def load_fer(path=None, cache_dir=DEFAULT_CACHE, verbose=True):
     if cache_dir is not None:
         cdir = Path(cache_dir) / _cache_key(path)
         if (cdir / "report.json").exists():
-            d = FERData(*(np.load(cdir / f"{k}.npy") for k in ("images", "labels", "usage", "rows")),
-                        report=json.loads((cdir / "report.json").read_text()))
+            d = FERData(
+                *(np.load(cdir / f"{k}.npy") for k in ("images", "labels", "usage", "rows")),
+                report=json.loads((cdir / "report.json").read_text()),
+            )
     if d is None:
         d = parse_csv(path)
         if cache_dir is not None:
@@ -148,8 +153,10 @@ def load_fer(path=None, cache_dir=DEFAULT_CACHE, verbose=True):
             (cdir / "report.json").write_text(json.dumps(d.report, indent=1))  # written last = cache complete
     if verbose:
         r = d.report
-        print(f"[data] {path}: read {r['rows_read']} rows, kept {r['rows_kept']}, dropped {r['dropped_total']} "
-              f"{r['dropped']}; per split {r['per_split']}")
+        print(
+            f"[data] {path}: read {r['rows_read']} rows, kept {r['rows_kept']}, dropped {r['dropped_total']} "
+            f"{r['dropped']}; per split {r['per_split']}"
+        )
     return d
 
 
@@ -200,6 +207,7 @@ def normalize(images_uint8, mean, std):
 
 if __name__ == "__main__":
     import argparse
+
     ap = argparse.ArgumentParser(description="Parse, clean and cache a FER-2013 CSV; print the report.")
     ap.add_argument("--data", default=None)
     ap.add_argument("--drop-not-face", action="store_true")

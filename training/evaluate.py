@@ -30,7 +30,7 @@ def shift(x, dy, dx, pad=2):
         return x
     H, W = x.shape[-2:]
     xp = F.pad(x, (pad, pad, pad, pad), mode="replicate")
-    return xp[..., pad - dy:pad - dy + H, pad - dx:pad - dx + W]
+    return xp[..., pad - dy : pad - dy + H, pad - dx : pad - dx + W]
 
 
 @torch.no_grad()
@@ -39,7 +39,7 @@ def logits_for(model, x, batch=256, bf16=False, tta=False):
     model.eval()
     out = []
     for i in range(0, len(x), batch):
-        xb = x[i:i + batch]
+        xb = x[i : i + batch]
         views = [xb]
         if tta:
             views = [shift(v, dy, dx) for v in (xb, xb.flip(-1)) for dy, dx in SHIFTS]
@@ -62,13 +62,18 @@ def load_split(data_path, split, limit=None):
 def calibration_report(logits, y, seed=0):
     """Fit T on a random half (A), report ECE/NLL on the other half (B) and on all rows, before and after."""
     idx = np.random.default_rng(seed).permutation(len(y))
-    a, b = idx[: len(y) // 2], idx[len(y) // 2:]
+    a, b = idx[: len(y) // 2], idx[len(y) // 2 :]
     T = M.fit_temperature(logits[a], y[a])
     r = {"temperature": T, "fit_on": "random half A of the split (seed %d, n=%d)" % (seed, len(a))}
     for name, ix in (("half_B", b), ("all", idx)):
         p1, pT = M.softmax(logits[ix]), M.softmax(logits[ix], T)
-        r[name] = {"n": int(len(ix)), "ece_T1": M.ece(p1, y[ix]), "ece_T": M.ece(pT, y[ix]),
-                   "nll_T1": M.log_loss(p1, y[ix]), "nll_T": M.log_loss(pT, y[ix])}
+        r[name] = {
+            "n": int(len(ix)),
+            "ece_T1": M.ece(p1, y[ix]),
+            "ece_T": M.ece(pT, y[ix]),
+            "nll_T1": M.log_loss(p1, y[ix]),
+            "nll_T": M.log_loss(pT, y[ix]),
+        }
     return r
 
 
@@ -95,14 +100,23 @@ def main(argv=None):
     x = torch.from_numpy(x8).float().div_(255).unsqueeze(1)
     if a.occlude > 0:
         from training.augment import occlude
+
         x = occlude(x, a.occlude, torch.Generator().manual_seed(0))
     x = (x - meta["mean"]) / meta["std"]  # the training normalisation, from the model's metadata
     logits = logits_for(model, x, bf16=a.bf16, tta=a.tta).numpy().astype(np.float64)
     T = a.temperature if a.temperature is not None else float(meta.get("temperature", 1.0))
     probs = M.softmax(logits, T)
-    res = {"split": a.split, "model": str(a.model or "models/fer_vgg.pt"), "arch": meta["arch"],
-           "version": meta.get("version"), "tta": a.tta, "occlude": a.occlude, "bf16": a.bf16,
-           "temperature": T, "data_dropped": report.get("dropped")}
+    res = {
+        "split": a.split,
+        "model": str(a.model or "models/fer_vgg.pt"),
+        "arch": meta["arch"],
+        "version": meta.get("version"),
+        "tta": a.tta,
+        "occlude": a.occlude,
+        "bf16": a.bf16,
+        "temperature": T,
+        "data_dropped": report.get("dropped"),
+    }
     res.update(M.summarize(probs, y, meta["labels"]))
     if a.fit_temperature:
         res["calibration"] = calibration_report(logits, y)

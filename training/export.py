@@ -59,12 +59,16 @@ def main(argv=None):
     meta.update(
         temperature=T,
         calibration=cal,
-        metrics={"PublicTest": {k: s1[k] for k in keys}, "PublicTest_tta": {k: s2[k] for k in keys},
-                 "selected_epoch": meta.get("metrics", {}).get("epoch"), "ema": meta.get("metrics", {}).get("ema")},
+        metrics={
+            "PublicTest": {k: s1[k] for k in keys},
+            "PublicTest_tta": {k: s2[k] for k in keys},
+            "selected_epoch": meta.get("metrics", {}).get("epoch"),
+            "ema": meta.get("metrics", {}).get("ema"),
+        },
         train_config=train_cfg,
         source_weights=str(a.weights),
         preprocessing="grey 48x48 uint8 face crop -> x = (pixels/255 - mean)/std, float32, shape (B,1,48,48); "
-                      "probs = softmax(logits / temperature); labels in `labels` order",
+        "probs = softmax(logits / temperature); labels in `labels` order",
     )
     out = Path(a.out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -76,10 +80,21 @@ def main(argv=None):
     m2, meta2 = load_shipped_model(out)
     acc = (logits_for(m2, x).argmax(1).numpy() == y).mean()
     assert abs(acc - s1["accuracy"]) < 1e-9, (acc, s1["accuracy"])
-    print(json.dumps({"weights": str(out), "torchscript": str(ts_path), "torchscript_max_abs_diff": diff,
-                      "temperature": T, "PublicTest": meta["metrics"]["PublicTest"],
-                      "PublicTest_tta": meta["metrics"]["PublicTest_tta"],
-                      "ece_half_B_T1": cal["half_B"]["ece_T1"], "ece_half_B_T": cal["half_B"]["ece_T"]}, indent=1))
+    print(
+        json.dumps(
+            {
+                "weights": str(out),
+                "torchscript": str(ts_path),
+                "torchscript_max_abs_diff": diff,
+                "temperature": T,
+                "PublicTest": meta["metrics"]["PublicTest"],
+                "PublicTest_tta": meta["metrics"]["PublicTest_tta"],
+                "ece_half_B_T1": cal["half_B"]["ece_T1"],
+                "ece_half_B_T": cal["half_B"]["ece_T"],
+            },
+            indent=1,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -65,7 +65,7 @@ def binary_auc(scores, positive):
         j = i
         while j + 1 < len(s) and s[j + 1] == s[i]:
             j += 1
-        ranks[i:j + 1] = (i + j) / 2 + 1
+        ranks[i : j + 1] = (i + j) / 2 + 1
         i = j + 1
     r = np.empty_like(ranks)
     r[order] = ranks
@@ -109,16 +109,25 @@ def summarize(probs, y_true, labels):
         "auc_ovr_macro": auc_ovr_macro(probs, y_true),
         "loss": log_loss(probs, y_true),
         "ece": ece(probs, y_true, 15),
-        "per_class": {labels[c]: {"precision": float(p[c]), "recall": float(r[c]), "f1": float(f[c]),
-                                  "support": int(s[c])} for c in range(k)},
+        "per_class": {
+            labels[c]: {
+                "precision": float(p[c]),
+                "recall": float(r[c]),
+                "f1": float(f[c]),
+                "support": int(s[c]),
+            }
+            for c in range(k)
+        },
         "confusion": cm.tolist(),
     }
 
 
 def plot_confusion(cm, labels, path, normalize=True):
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
     cm = np.asarray(cm)
     shown = cm / np.maximum(cm.sum(1, keepdims=True), 1) if normalize else cm
     fig, ax = plt.subplots(figsize=(6.5, 5.5))
@@ -127,8 +136,19 @@ def plot_confusion(cm, labels, path, normalize=True):
     ax.set_yticks(range(len(labels)), labels)
     for i in range(len(labels)):
         for j in range(len(labels)):
-            ax.text(j, i, f"{shown[i, j]:.2f}\n({cm[i, j]})", ha="center", va="center", fontsize=7,
-                    color="white" if shown[i, j] > 0.5 * shown.max() else "black")
-    ax.set_xlabel("predicted"); ax.set_ylabel("true")
+            ax.text(
+                j,
+                i,
+                f"{shown[i, j]:.2f}\n({cm[i, j]})",
+                ha="center",
+                va="center",
+                fontsize=7,
+                color="white" if shown[i, j] > 0.5 * shown.max() else "black",
+            )
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
     ax.set_title("confusion (row-normalised)" if normalize else "confusion")
-    fig.colorbar(im); fig.tight_layout(); fig.savefig(path, dpi=100); plt.close(fig)
+    fig.colorbar(im)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

@@ -25,6 +25,7 @@ def register_model(name):
     def deco(fn):
         _REGISTRY[name] = fn
         return fn
+
     return deco
 
 
@@ -53,9 +54,16 @@ def count_macs(model, shape=(1, 1, 48, 48)):
 
     def hook(m, inp, out):
         if isinstance(m, nn.Conv2d):
-            total[0] += out.numel() // out.shape[0] * (m.in_channels // m.groups) * m.kernel_size[0] * m.kernel_size[1]
+            total[0] += (
+                out.numel()
+                // out.shape[0]
+                * (m.in_channels // m.groups)
+                * m.kernel_size[0]
+                * m.kernel_size[1]
+            )
         elif isinstance(m, nn.Linear):
             total[0] += m.in_features * m.out_features
+
     hs = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
     was_training = model.training
     model.eval()
@@ -76,9 +84,32 @@ class FERModel(nn.Module):
 # ----------------------------------------------------------------------------------------------------
 # VGG19 as in the seed paper: 16 conv3x3 (stride 1, pad 1) + ReLU, 5 max-pools, GAP to 512, 3 FC + 2 dropout.
 
+
 @register_model("vgg19_seed")
 class VGG19Seed(FERModel):
-    CFG = [64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M", 512, 512, 512, 512, "M"]
+    CFG = [
+        64,
+        64,
+        "M",
+        128,
+        128,
+        "M",
+        256,
+        256,
+        256,
+        256,
+        "M",
+        512,
+        512,
+        512,
+        512,
+        "M",
+        512,
+        512,
+        512,
+        512,
+        "M",
+    ]
 
     def __init__(self, hidden=4096, dropout=0.5, num_classes=NUM_CLASSES, in_chans=1):
         super().__init__()
@@ -91,9 +122,14 @@ class VGG19Seed(FERModel):
                 c = v
         self.features = nn.Sequential(*layers)
         self.classifier = nn.Sequential(
-            nn.Linear(512, hidden), nn.ReLU(inplace=True), nn.Dropout(dropout),
-            nn.Linear(hidden, hidden), nn.ReLU(inplace=True), nn.Dropout(dropout),
-            nn.Linear(hidden, num_classes))
+            nn.Linear(512, hidden),
+            nn.ReLU(inplace=True),
+            nn.Dropout(dropout),
+            nn.Linear(hidden, hidden),
+            nn.ReLU(inplace=True),
+            nn.Dropout(dropout),
+            nn.Linear(hidden, num_classes),
+        )
         self.embed_dim = 512
 
     def forward_features(self, x):
@@ -108,14 +144,25 @@ class VGG19Seed(FERModel):
 # (48 -> 24 -> 12 -> 6 -> 3), then the 3x3 map is flattened (keeps where-in-the-face information that a
 # global pool would throw away) into a small MLP head.
 
+
 def conv_bn(cin, cout):
-    return nn.Sequential(nn.Conv2d(cin, cout, 3, 1, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, 3, 1, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)
+    )
 
 
 @register_model("fer_vgg")
 class FERVGG(FERModel):
-    def __init__(self, width=32, depths=(2, 2, 3, 3), hidden=256, dropout=0.4, num_classes=NUM_CLASSES,
-                 in_chans=1, drop_stage=0.0):
+    def __init__(
+        self,
+        width=32,
+        depths=(2, 2, 3, 3),
+        hidden=256,
+        dropout=0.4,
+        num_classes=NUM_CLASSES,
+        in_chans=1,
+        drop_stage=0.0,
+    ):
         super().__init__()
         chans = [width, width * 2, width * 4, width * 8]
         stages, c = [], in_chans
@@ -130,8 +177,13 @@ class FERVGG(FERModel):
             stages.append(nn.Sequential(*blk))
         self.stages = nn.Sequential(*stages)
         self.embed_dim = hidden
-        self.neck = nn.Sequential(nn.Flatten(), nn.Dropout(dropout), nn.Linear(c * 9, hidden, bias=False),
-                                  nn.BatchNorm1d(hidden), nn.ReLU(inplace=True))
+        self.neck = nn.Sequential(
+            nn.Flatten(),
+            nn.Dropout(dropout),
+            nn.Linear(c * 9, hidden, bias=False),
+            nn.BatchNorm1d(hidden),
+            nn.ReLU(inplace=True),
+        )
         self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(hidden, num_classes))
 
     def forward_features(self, x):
@@ -144,6 +196,7 @@ class FERVGG(FERModel):
 # ----------------------------------------------------------------------------------------------------
 # ResNet-18 adapted to 48x48: 3x3 stride-1 stem and no stem max-pool (a 7x7/2 stem + pool would shrink
 # 48 px to 12 px before the first block). Optional PSA (pyramid split attention, EPSANet) blocks.
+
 
 class BasicBlock(nn.Module):
     def __init__(self, cin, cout, stride, mixer=None):
@@ -174,27 +227,31 @@ class PSA(nn.Module):
         sp = ch // S
         self.convs = nn.ModuleList(
             nn.Conv2d(ch, sp, k, 1, k // 2, groups=g if ch % g == 0 and sp % g == 0 else 1, bias=False)
-            for k, g in zip(kernels, groups))
+            for k, g in zip(kernels, groups)
+        )
         r = max(sp // reduction, 4)
-        self.se = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Conv2d(sp, r, 1), nn.ReLU(inplace=True),
-                                nn.Conv2d(r, sp, 1))
+        self.se = nn.Sequential(
+            nn.AdaptiveAvgPool2d(1), nn.Conv2d(sp, r, 1), nn.ReLU(inplace=True), nn.Conv2d(r, sp, 1)
+        )
         self.S = S
 
     def forward(self, x):
-        feats = torch.stack([c(x) for c in self.convs], 1)                 # B,S,C/S,H,W
+        feats = torch.stack([c(x) for c in self.convs], 1)  # B,S,C/S,H,W
         att = torch.stack([self.se(feats[:, i]) for i in range(self.S)], 1)  # B,S,C/S,1,1
         att = att.softmax(dim=1)
         return (feats * att).flatten(1, 2)
 
 
 class ResNet(FERModel):
-    def __init__(self, layers=(2, 2, 2, 2), width=64, mixer=None, num_classes=NUM_CLASSES, in_chans=1, dropout=0.2):
+    def __init__(
+        self, layers=(2, 2, 2, 2), width=64, mixer=None, num_classes=NUM_CLASSES, in_chans=1, dropout=0.2
+    ):
         super().__init__()
         self.conv1 = nn.Conv2d(in_chans, width, 3, 1, 1, bias=False)
         self.bn1 = nn.BatchNorm2d(width)
         blocks, c = [], width
         for i, n in enumerate(layers):
-            cout = width * 2 ** i
+            cout = width * 2**i
             for j in range(n):
                 blocks.append(BasicBlock(c, cout, 2 if (j == 0 and i > 0) else 1, mixer))
                 c = cout
@@ -229,7 +286,7 @@ def load_pretrained_resnet(model, path):
         nk = key
         for a, b in remap.items():
             if key.startswith(a):
-                nk = b + key[len(a):]
+                nk = b + key[len(a) :]
         nk = nk.replace("downsample.0", "downsample.0").replace("downsample.1", "downsample.1")
         if nk == "conv1.weight" and v.shape[1] == 3:
             v = v.sum(1, keepdim=True)
@@ -257,6 +314,7 @@ def psa_resnet(width=32, layers=(2, 2, 2, 2), **kw):
 # ----------------------------------------------------------------------------------------------------
 # Island loss (Cai et al. 2018): centre loss pulls embeddings to their class centre; the island term
 # pushes centres apart by penalising pairwise cosine similarity (+1 so it is non-negative).
+
 
 class IslandLoss(nn.Module):
     def __init__(self, num_classes, dim, lambda1=10.0):

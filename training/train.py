@@ -32,12 +32,31 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 VERSION = "0.1.0"
 
 DEFAULTS = dict(
-    name="fer_vgg", model="fer_vgg", model_cfg={},
-    epochs=60, batch_size=128, lr=0.01, momentum=0.9, nesterov=True, weight_decay=1e-4,
-    warmup_epochs=2, min_lr_frac=0.01, label_smoothing=0.1, ema_decay=0.999,
-    aug={}, mixup=0.0, cutmix=0.0, mix_prob=0.0,
-    island_weight=0.0, island_lambda=10.0, center_lr_mult=10.0,
-    drop_not_face=False, seed=1337, eval_batch=512, bf16=True, channels_last=True,
+    name="fer_vgg",
+    model="fer_vgg",
+    model_cfg={},
+    epochs=60,
+    batch_size=128,
+    lr=0.01,
+    momentum=0.9,
+    nesterov=True,
+    weight_decay=1e-4,
+    warmup_epochs=2,
+    min_lr_frac=0.01,
+    label_smoothing=0.1,
+    ema_decay=0.999,
+    aug={},
+    mixup=0.0,
+    cutmix=0.0,
+    mix_prob=0.0,
+    island_weight=0.0,
+    island_lambda=10.0,
+    center_lr_mult=10.0,
+    drop_not_face=False,
+    seed=1337,
+    eval_batch=512,
+    bf16=True,
+    channels_last=True,
 )
 
 
@@ -52,16 +71,25 @@ def get_args(argv=None):
     ap.add_argument("--batch-size", type=int, default=None)
     ap.add_argument("--lr", type=float, default=None)
     ap.add_argument("--resume", action="store_true", help="continue from run_dir/checkpoints/last.pt")
-    ap.add_argument("--threads", type=int, default=int(os.environ.get("TRAIN_THREADS", 1)),
-                    help="torch intra-op threads (default 1: the other core is used by other work)")
+    ap.add_argument(
+        "--threads",
+        type=int,
+        default=int(os.environ.get("TRAIN_THREADS", 1)),
+        help="torch intra-op threads (default 1: the other core is used by other work)",
+    )
     ap.add_argument("--limit", type=int, default=None, help="use only the first N train / N val rows (tests)")
     ap.add_argument("--max-steps", type=int, default=None, help="stop after N optimizer steps (speed checks)")
-    ap.add_argument("--deadline", default=None,
-                    help="UTC 'HH:MM': schedule progress = max(step fraction, time fraction to the deadline), so "
-                         "the cosine schedule completes and training stops by then even on a busy machine")
+    ap.add_argument(
+        "--deadline",
+        default=None,
+        help="UTC 'HH:MM': schedule progress = max(step fraction, time fraction to the deadline), so "
+        "the cosine schedule completes and training stops by then even on a busy machine",
+    )
     ap.add_argument("--no-plots", action="store_true")
     ap.add_argument("--no-progress", action="store_true")
-    ap.add_argument("--set", nargs="*", default=[], metavar="KEY=JSON", help="override config keys, e.g. lr=0.02")
+    ap.add_argument(
+        "--set", nargs="*", default=[], metavar="KEY=JSON", help="override config keys, e.g. lr=0.02"
+    )
     a = ap.parse_args(argv)
     cfg = dict(DEFAULTS)
     if a.config:
@@ -95,7 +123,8 @@ def parse_deadline(s):
     if ":" not in s:
         return float(s)
     import datetime as dt
-    now = dt.datetime.now(dt.timezone.utc)
+
+    now = dt.datetime.now(dt.UTC)
     h, m = map(int, s.split(":"))
     t = now.replace(hour=h, minute=m, second=0, microsecond=0)
     if t < now - dt.timedelta(hours=12):
@@ -133,7 +162,7 @@ def predict(model, x_norm, batch=512, bf16=True, channels_last=True):
     model.eval()
     out = []
     for i in range(0, len(x_norm), batch):
-        xb = x_norm[i:i + batch]
+        xb = x_norm[i : i + batch]
         if channels_last:
             xb = xb.contiguous(memory_format=torch.channels_last)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
@@ -150,32 +179,42 @@ def evaluate_logits(logits, y):
 def save_weights(path, model, meta):
     """Shipped format: fp32 state_dict (torch.load(weights_only=True) safe) + sidecar JSON."""
     path = Path(path)
-    sd = {k: v.detach().float().clone() if v.dtype.is_floating_point else v.clone()
-          for k, v in model.state_dict().items()}
+    sd = {
+        k: v.detach().float().clone() if v.dtype.is_floating_point else v.clone()
+        for k, v in model.state_dict().items()
+    }
     torch.save(sd, path)
     path.with_suffix(".json").write_text(json.dumps(meta, indent=1))
 
 
 def make_plots(run_dir, history, cm):
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
     ep = [h["epoch"] for h in history]
     fig, ax = plt.subplots(1, 3, figsize=(15, 4))
     ax[0].plot(ep, [h["train_loss"] for h in history], label="train (aug)")
     ax[0].plot(ep, [h["val_loss"] for h in history], label="PublicTest")
     ax[0].plot(ep, [h["ema_val_loss"] for h in history], label="PublicTest EMA")
-    ax[0].set_title("loss"); ax[0].legend()
+    ax[0].set_title("loss")
+    ax[0].legend()
     ax[1].plot(ep, [h["train_acc"] for h in history], label="train (aug)")
     ax[1].plot(ep, [h["val_acc"] for h in history], label="PublicTest")
     ax[1].plot(ep, [h["ema_val_acc"] for h in history], label="PublicTest EMA")
-    ax[1].set_title("accuracy"); ax[1].legend()
-    ax[2].plot(ep, [h["lr"] for h in history]); ax[2].set_title("lr")
+    ax[1].set_title("accuracy")
+    ax[1].legend()
+    ax[2].plot(ep, [h["lr"] for h in history])
+    ax[2].set_title("lr")
     for a in ax:
         a.set_xlabel("epoch")
-    fig.tight_layout(); fig.savefig(run_dir / "curves.png", dpi=100); plt.close(fig)
+    fig.tight_layout()
+    fig.savefig(run_dir / "curves.png", dpi=100)
+    plt.close(fig)
     if cm is not None:
         from training.metrics import plot_confusion
+
         plot_confusion(cm, D.LABELS, run_dir / "confusion.png")
 
 
@@ -196,7 +235,7 @@ def main(argv=None):
     xtr, ytr = d.split("Training")
     xva, yva = d.split("PublicTest")
     if a.limit:
-        xtr, ytr, xva, yva = xtr[:a.limit], ytr[:a.limit], xva[:a.limit], yva[:a.limit]
+        xtr, ytr, xva, yva = xtr[: a.limit], ytr[: a.limit], xva[: a.limit], yva[: a.limit]
     mean, std = D.norm_stats(xtr)
     print(f"[train] train {len(ytr)}, val {len(yva)}, mean {mean:.4f} std {std:.4f}")
     xtr = torch.from_numpy(xtr).unsqueeze(1)  # uint8 B,1,48,48
@@ -212,12 +251,16 @@ def main(argv=None):
     # No weight decay on BN/bias: decaying scale/shift parameters only hurts.
     decay = [p for n, p in model.named_parameters() if p.ndim > 1]
     no_decay = [p for n, p in model.named_parameters() if p.ndim <= 1]
-    groups = [{"params": decay, "weight_decay": cfg["weight_decay"], "lr_mult": 1.0},
-              {"params": no_decay, "weight_decay": 0.0, "lr_mult": 1.0}]
+    groups = [
+        {"params": decay, "weight_decay": cfg["weight_decay"], "lr_mult": 1.0},
+        {"params": no_decay, "weight_decay": 0.0, "lr_mult": 1.0},
+    ]
     island = None
     if cfg["island_weight"] > 0:
         island = IslandLoss(7, model.embed_dim, cfg["island_lambda"])
-        groups.append({"params": list(island.parameters()), "weight_decay": 0.0, "lr_mult": cfg["center_lr_mult"]})
+        groups.append(
+            {"params": list(island.parameters()), "weight_decay": 0.0, "lr_mult": cfg["center_lr_mult"]}
+        )
     opt = torch.optim.SGD(groups, lr=cfg["lr"], momentum=cfg["momentum"], nesterov=cfg["nesterov"])
     ema = EMA(model, cfg["ema_decay"]) if cfg["ema_decay"] > 0 else None
     aug_cfg = AugConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in cfg["aug"].items()})
@@ -232,46 +275,69 @@ def main(argv=None):
 
     if a.resume and (ck_dir / "last.pt").exists():
         ck = torch.load(ck_dir / "last.pt", map_location="cpu", weights_only=False)
-        model.load_state_dict(ck["model"]); opt.load_state_dict(ck["opt"])
+        model.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["opt"])
         if ema and ck.get("ema"):
-            ema.model.load_state_dict(ck["ema"]); ema.updates = ck["ema_updates"]
+            ema.model.load_state_dict(ck["ema"])
+            ema.updates = ck["ema_updates"]
         if island and ck.get("island"):
             island.load_state_dict(ck["island"])
         start_epoch, step, best = ck["epoch"] + 1, ck["step"], ck["best"]
         t_run_start = ck.get("t_run_start", t_run_start)
         torch.set_rng_state(ck["rng"])
         mpath = run_dir / "metrics.jsonl"
-        history = [json.loads(l) for l in mpath.read_text().splitlines() if l.strip()] if mpath.exists() else []
+        history = (
+            [json.loads(l) for l in mpath.read_text().splitlines() if l.strip()] if mpath.exists() else []
+        )
         history = [h for h in history if h["epoch"] < start_epoch]
         mpath.write_text("".join(json.dumps(h) + "\n" for h in history))
         print(f"[train] resumed from epoch {ck['epoch']} (step {step}), best so far {best}")
     elif not a.resume and (run_dir / "metrics.jsonl").exists():
         (run_dir / "metrics.jsonl").unlink()
 
-    meta_base = dict(arch=cfg["model"], model_cfg=cfg["model_cfg"], mean=mean, std=std, labels=D.LABELS,
-                     temperature=1.0, version=VERSION, input="1x48x48 grey, x=(pixels/255-mean)/std",
-                     train_config=cfg, data_report=d.report)
+    meta_base = dict(
+        arch=cfg["model"],
+        model_cfg=cfg["model_cfg"],
+        mean=mean,
+        std=std,
+        labels=D.LABELS,
+        temperature=1.0,
+        version=VERSION,
+        input="1x48x48 grey, x=(pixels/255-mean)/std",
+        train_config=cfg,
+        data_report=d.report,
+    )
     from tqdm import tqdm
+
     t_start = time.time()
     if deadline:
-        print(f"[train] deadline {time.strftime('%H:%M:%S', time.gmtime(deadline))} UTC "
-              f"({(deadline - time.time()) / 60:.0f} min from now)")
+        print(
+            f"[train] deadline {time.strftime('%H:%M:%S', time.gmtime(deadline))} UTC "
+            f"({(deadline - time.time()) / 60:.0f} min from now)"
+        )
 
     def progress():
         p = (step - warmup) / max(1, total_steps - warmup)
         if deadline:
             p = max(p, (time.time() - t_run_start) / max(1.0, deadline - t_run_start))
         return p
+
     done = False
     for epoch in range(start_epoch, cfg["epochs"]):
         model.train()
         g = torch.Generator().manual_seed(cfg["seed"] * 1000 + epoch)  # per-epoch stream: resume-reproducible
         perm = torch.randperm(len(ytr), generator=g)
         tl, tc, tn, t0 = 0.0, 0, 0, time.time()
-        pbar = tqdm(range(steps_per_epoch), desc=f"ep {epoch + 1}/{cfg['epochs']}", file=sys.stdout,
-                    disable=a.no_progress, mininterval=1.0 if sys.stdout.isatty() else 30.0, ncols=100)
+        pbar = tqdm(
+            range(steps_per_epoch),
+            desc=f"ep {epoch + 1}/{cfg['epochs']}",
+            file=sys.stdout,
+            disable=a.no_progress,
+            mininterval=1.0 if sys.stdout.isatty() else 30.0,
+            ncols=100,
+        )
         for it in pbar:
-            idx = perm[it * bs:(it + 1) * bs]
+            idx = perm[it * bs : (it + 1) * bs]
             xb = xtr[idx].float().div_(255)
             yb = ytr[idx]
             xb = augment(xb, aug_cfg, g)
@@ -302,7 +368,9 @@ def main(argv=None):
             if ema:
                 ema.update(model)
             step += 1
-            tl += loss.item() * len(yb); tc += (logits.argmax(1) == yb).sum().item(); tn += len(yb)
+            tl += loss.item() * len(yb)
+            tc += (logits.argmax(1) == yb).sum().item()
+            tn += len(yb)
             pbar.set_postfix(loss=f"{tl / tn:.3f}", acc=f"{tc / tn:.3f}", lr=f"{lr:.4f}", refresh=False)
             if a.max_steps and step >= a.max_steps:
                 done = True
@@ -315,46 +383,85 @@ def main(argv=None):
         t_eval = time.time()
         last = done or progress() >= 1.0 or epoch == cfg["epochs"] - 1
         if ema is None or last or (epoch + 1) % max(1, cfg.get("eval_raw_every", 1)) == 0:
-            vl, va = evaluate_logits(predict(model, xva_n, cfg["eval_batch"], cfg["bf16"], cfg["channels_last"]), yva)
+            vl, va = evaluate_logits(
+                predict(model, xva_n, cfg["eval_batch"], cfg["bf16"], cfg["channels_last"]), yva
+            )
         else:
             vl, va = float("nan"), float("nan")
-        el, ea = (evaluate_logits(predict(ema.model, xva_n, cfg["eval_batch"], cfg["bf16"], cfg["channels_last"]), yva)
-                  if ema else (vl, va))
-        rec = dict(epoch=epoch, step=step, lr=lr, progress=progress(), train_loss=tl / max(tn, 1), train_acc=tc / max(tn, 1),
-                   val_loss=vl, val_acc=va, ema_val_loss=el, ema_val_acc=ea, epoch_time=time.time() - t0,
-                   img_per_s=tn / train_time, eval_time=time.time() - t_eval, elapsed=time.time() - t_start)
+        el, ea = (
+            evaluate_logits(
+                predict(ema.model, xva_n, cfg["eval_batch"], cfg["bf16"], cfg["channels_last"]), yva
+            )
+            if ema
+            else (vl, va)
+        )
+        rec = dict(
+            epoch=epoch,
+            step=step,
+            lr=lr,
+            progress=progress(),
+            train_loss=tl / max(tn, 1),
+            train_acc=tc / max(tn, 1),
+            val_loss=vl,
+            val_acc=va,
+            ema_val_loss=el,
+            ema_val_acc=ea,
+            epoch_time=time.time() - t0,
+            img_per_s=tn / train_time,
+            eval_time=time.time() - t_eval,
+            elapsed=time.time() - t_start,
+        )
         history.append(rec)
         with open(run_dir / "metrics.jsonl", "a") as f:
             f.write(json.dumps(rec) + "\n")
-        print(f"[train] epoch {epoch + 1}: train loss {rec['train_loss']:.4f} acc {rec['train_acc']:.4f} | "
-              f"val loss {vl:.4f} acc {va:.4f} | ema loss {el:.4f} acc {ea:.4f} | {rec['img_per_s']:.0f} img/s, "
-              f"{rec['epoch_time']:.0f}s", flush=True)
+        print(
+            f"[train] epoch {epoch + 1}: train loss {rec['train_loss']:.4f} acc {rec['train_acc']:.4f} | "
+            f"val loss {vl:.4f} acc {va:.4f} | ema loss {el:.4f} acc {ea:.4f} | {rec['img_per_s']:.0f} img/s, "
+            f"{rec['epoch_time']:.0f}s",
+            flush=True,
+        )
 
         use_ema = ema is not None and not va > ea  # (nan-safe: raw not evaluated -> EMA)
         cur_acc = ea if use_ema else va
         if cur_acc > best["acc"]:
             best = {"acc": cur_acc, "loss": el if use_ema else vl, "epoch": epoch, "ema": use_ema}
-            meta = dict(meta_base, metrics={"PublicTest_accuracy_bf16": cur_acc, "epoch": epoch + 1, "ema": use_ema})
+            meta = dict(
+                meta_base, metrics={"PublicTest_accuracy_bf16": cur_acc, "epoch": epoch + 1, "ema": use_ema}
+            )
             save_weights(ck_dir / "best.pt", ema.model if use_ema else model, meta)
-        ck = dict(model=model.state_dict(), opt=opt.state_dict(), ema=ema.model.state_dict() if ema else None,
-                  ema_updates=ema.updates if ema else 0, island=island.state_dict() if island else None,
-                  epoch=epoch, step=step, best=best, rng=torch.get_rng_state(), config=cfg, t_run_start=t_run_start)
+        ck = dict(
+            model=model.state_dict(),
+            opt=opt.state_dict(),
+            ema=ema.model.state_dict() if ema else None,
+            ema_updates=ema.updates if ema else 0,
+            island=island.state_dict() if island else None,
+            epoch=epoch,
+            step=step,
+            best=best,
+            rng=torch.get_rng_state(),
+            config=cfg,
+            t_run_start=t_run_start,
+        )
         torch.save(ck, ck_dir / "last.pt.tmp")
         os.replace(ck_dir / "last.pt.tmp", ck_dir / "last.pt")  # atomic: a kill mid-save keeps the old one
         if done or progress() >= 1.0:
             break
 
     # ---- finish: best weights to run dir, plots, confusion matrix of the best model
-    print(f"[train] done in {(time.time() - t_start) / 60:.1f} min; best PublicTest acc {best['acc']:.4f} "
-          f"(epoch {best.get('epoch', -1) + 1}, ema={best.get('ema')})")
+    print(
+        f"[train] done in {(time.time() - t_start) / 60:.1f} min; best PublicTest acc {best['acc']:.4f} "
+        f"(epoch {best.get('epoch', -1) + 1}, ema={best.get('ema')})"
+    )
     cm = None
     if (ck_dir / "best.pt").exists():
         shutil.copy(ck_dir / "best.pt", run_dir / "best.pt")
         shutil.copy(ck_dir / "best.json", run_dir / "best.json")
         from training.models import load_shipped_model
+
         bm, _ = load_shipped_model(run_dir / "best.pt")
         pred = predict(bm, xva_n, cfg["eval_batch"], False, False).argmax(1).numpy()
         from training.metrics import confusion_matrix
+
         cm = confusion_matrix(yva.numpy(), pred, 7)
     if not a.no_plots and history:
         make_plots(run_dir, history, cm)

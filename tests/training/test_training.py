@@ -18,7 +18,9 @@ from training.models import create_model, list_models
 
 torch.set_num_threads(1)
 REPO = Path(__file__).resolve().parents[2]
-DATA = Path(os.environ.get("FER_DATA") or REPO.parent / "shared/data/fer2013/fer2013_training_publictest.csv.gz")
+DATA = Path(
+    os.environ.get("FER_DATA") or REPO.parent / "shared/data/fer2013/fer2013_training_publictest.csv.gz"
+)
 SHIPPED = REPO / "models/fer_vgg.pt"
 needs_data = pytest.mark.skipif(not DATA.exists(), reason=f"FER data not found at {DATA}")
 
@@ -29,17 +31,22 @@ def _row(label, n=2304, value="7", usage="Training"):
 
 # ---------------------------------------------------------------------------------------------- data
 
+
 @pytest.mark.parametrize("gz", [False, True])
 def test_loader_cleans_planted_bad_rows(tmp_path, gz):
-    lines = ["emotion,pixels,Usage",
-             _row(0), _row(6, usage="PublicTest"), _row(3, usage="PrivateTest"),  # 3 good
-             _row(7),                 # label out of range
-             _row(-1),                # label out of range
-             "x," + " ".join(["1"] * 2304) + ",Training",  # non-int label
-             _row(2, n=2303),         # too few pixels
-             _row(2, n=2305),         # too many pixels
-             _row(2, value="256"),    # pixel out of 0..255
-             _row(1, usage="Bogus")]  # unknown split
+    lines = [
+        "emotion,pixels,Usage",
+        _row(0),
+        _row(6, usage="PublicTest"),
+        _row(3, usage="PrivateTest"),  # 3 good
+        _row(7),  # label out of range
+        _row(-1),  # label out of range
+        "x," + " ".join(["1"] * 2304) + ",Training",  # non-int label
+        _row(2, n=2303),  # too few pixels
+        _row(2, n=2305),  # too many pixels
+        _row(2, value="256"),  # pixel out of 0..255
+        _row(1, usage="Bogus"),
+    ]  # unknown split
     text = "\n".join(lines) + "\n"
     p = tmp_path / ("f.csv.gz" if gz else "f.csv")
     if gz:
@@ -71,6 +78,7 @@ def test_normalize_contract():
 
 # ---------------------------------------------------------------------------------------------- models
 
+
 @pytest.mark.parametrize("name", list_models())
 def test_every_model_gives_7_logits(name):
     cfg = {"hidden": 256} if name == "vgg19_seed" else {}  # keep the seed's FC layers small for speed
@@ -85,8 +93,9 @@ def test_every_model_gives_7_logits(name):
 def test_vgg19_seed_is_faithful():
     m = create_model("vgg19_seed", verbose=False, hidden=256)
     convs = [l for l in m.modules() if isinstance(l, torch.nn.Conv2d)]
-    assert len(convs) == 16 and all(c.kernel_size == (3, 3) and c.stride == (1, 1) and c.padding == (1, 1)
-                                     for c in convs)
+    assert len(convs) == 16 and all(
+        c.kernel_size == (3, 3) and c.stride == (1, 1) and c.padding == (1, 1) for c in convs
+    )
     assert sum(isinstance(l, torch.nn.MaxPool2d) for l in m.modules()) == 5
     assert sum(isinstance(l, torch.nn.Linear) for l in m.modules()) == 3
     assert sum(isinstance(l, torch.nn.Dropout) for l in m.modules()) == 2
@@ -94,6 +103,7 @@ def test_vgg19_seed_is_faithful():
 
 def test_augment_shapes_and_range():
     from training.augment import AugConfig, augment, mixup_cutmix, occlude
+
     g = torch.Generator().manual_seed(0)
     x = torch.rand(16, 1, 48, 48)
     y = augment(x, AugConfig(), g)
@@ -106,11 +116,13 @@ def test_augment_shapes_and_range():
 
 # ---------------------------------------------------------------------------------------------- training
 
+
 @needs_data
 def test_short_training_run_learns(tmp_path):
     """400 real faces, used as both train and val: the real train.main must fit them (loss falls,
     accuracy well above the 1/7 chance level)."""
     from training import train
+
     d = D.parse_csv(DATA, usages={"Training"}, max_rows=400)
     lines = ["emotion,pixels,Usage"]
     for usage in ("Training", "PublicTest"):
@@ -118,11 +130,28 @@ def test_short_training_run_learns(tmp_path):
     csv = tmp_path / "small.csv"
     csv.write_text("\n".join(lines) + "\n")
     run = tmp_path / "run"
-    best = train.main(["--data", str(csv), "--run-dir", str(run), "--epochs", "12", "--no-progress",
-                       "--no-plots", "--set", 'model_cfg={"width": 16, "depths": [1, 1, 2, 2], "dropout": 0.0}',
-                       "lr=0.05", "ema_decay=0", "label_smoothing=0", "warmup_epochs=1", "batch_size=50",
-                       'aug={"rotate": 0, "scale": [1, 1], "translate": 0.03, "erase_p": 0}',
-                       "--cache-dir", str(tmp_path / "cache")])
+    best = train.main(
+        [
+            "--data",
+            str(csv),
+            "--run-dir",
+            str(run),
+            "--epochs",
+            "12",
+            "--no-progress",
+            "--no-plots",
+            "--set",
+            'model_cfg={"width": 16, "depths": [1, 1, 2, 2], "dropout": 0.0}',
+            "lr=0.05",
+            "ema_decay=0",
+            "label_smoothing=0",
+            "warmup_epochs=1",
+            "batch_size=50",
+            'aug={"rotate": 0, "scale": [1, 1], "translate": 0.03, "erase_p": 0}',
+            "--cache-dir",
+            str(tmp_path / "cache"),
+        ]
+    )
     hist = [json.loads(l) for l in (run / "metrics.jsonl").read_text().splitlines()]
     assert len(hist) == 12
     assert hist[-1]["train_loss"] < hist[0]["train_loss"] - 0.3
@@ -132,11 +161,10 @@ def test_short_training_run_learns(tmp_path):
 
 # ---------------------------------------------------------------------------------------------- metrics
 
+
 def test_metrics_on_hand_computed_confusion():
     # 3 classes; rows true. y_true/y_pred realise this confusion matrix:
-    cm_expected = np.array([[3, 1, 0],
-                            [0, 2, 2],
-                            [1, 0, 1]])
+    cm_expected = np.array([[3, 1, 0], [0, 2, 2], [1, 0, 1]])
     y_true = np.repeat([0, 0, 1, 1, 2, 2], [3, 1, 2, 2, 1, 1])
     y_pred = np.array([0, 0, 0, 1, 1, 1, 2, 2, 0, 2])
     cm = M.confusion_matrix(y_true, y_pred, 3)
@@ -182,10 +210,12 @@ def test_sklearn_agreement():
 
 # ---------------------------------------------------------------------------------------------- shipped model
 
+
 @needs_data
 @pytest.mark.skipif(not SHIPPED.exists(), reason="shipped weights models/fer_vgg.pt not present yet")
 def test_shipped_model_accuracy_on_publictest():
     from training.models import load_shipped_model
+
     model, meta = load_shipped_model()
     assert not model.training and next(model.parameters()).dtype == torch.float32
     assert meta["labels"] == D.LABELS
@@ -194,6 +224,6 @@ def test_shipped_model_accuracy_on_publictest():
     x, y = x[:1000], y[:1000]
     xn = torch.from_numpy(D.normalize(x, meta["mean"], meta["std"]))
     with torch.no_grad():
-        pred = torch.cat([model(xn[i:i + 250]) for i in range(0, len(xn), 250)]).argmax(1).numpy()
+        pred = torch.cat([model(xn[i : i + 250]) for i in range(0, len(xn), 250)]).argmax(1).numpy()
     acc = (pred == y).mean()
     assert acc >= 0.65, acc
