@@ -8,7 +8,7 @@ DATA ?= ../shared/data/fer2013/fer2013_training_publictest.csv.gz
 CONFIG ?= training/configs/default.json
 PYTEST_ARGS ?=
 
-.PHONY: help setup protos run test lint train evaluate bench mar torchserve images browser clean
+.PHONY: help setup protos run test lint train evaluate bench mar torchserve images browser clean hostile load overload soak faults
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/' | expand -t 14
@@ -55,6 +55,21 @@ mar: setup  ## build the TorchServe model archive into model_store/
 torchserve: mar  ## run TorchServe on loopback with the model (then INFERENCE_BACKEND=torchserve make run)
 	$(VENV)/bin/torchserve --start --foreground --ncs --model-store model_store \
 		--ts-config services/inference/torchserve/config.properties --models fer_expression=fer_expression.mar
+
+hostile: setup  ## hostile input, attacks, schemathesis and one short fault scenario (also in make test)
+	$(PY) -m pytest tests/pressure
+
+load: setup  ## mixed load through the gateway and directly against inference at 1/8/32/64 clients
+	$(PY) bench/load.py --json var/bench/load.json --markdown var/bench/load.md
+
+overload: setup  ## past capacity: clean refusals, then recovery
+	$(PY) bench/load.py --levels '' --overload --duration 15
+
+soak: setup  ## 10 minutes at 16 clients: errors, RSS and open files per service
+	$(PY) bench/load.py --soak 10 --json var/bench/soak.json --markdown var/bench/soak.md
+
+faults: setup  ## kill -9 each service, restart the databases, delay/drop traffic (restarts PostgreSQL and MariaDB!)
+	$(PY) bench/faults.py --json var/bench/faults.json --markdown var/bench/faults.md
 
 REGISTRY ?= emotion
 TAG ?= dev
