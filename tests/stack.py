@@ -199,6 +199,14 @@ def model_weights(directory: Path) -> Path:
     config = json.loads((REPO_ROOT / "training" / "configs" / "fer_vgg.json").read_text())
     torch.manual_seed(0)
     model = create_model(config["model"], verbose=False, **config["model_cfg"]).eval()
+    return save_stand_in_model(model, config, weights)
+
+
+def save_stand_in_model(model, config: dict, weights: Path) -> Path:
+    """Save an untrained `model` of training config `config` as training ships weights (state dict +
+    metadata JSON); its scores are meaningless, its size and latency are the real model's."""
+    import torch
+
     weights.parent.mkdir(parents=True, exist_ok=True)
     torch.save(model.state_dict(), weights)
     meta = {

@@ -13,6 +13,7 @@ import pytest
 from PIL import Image
 
 from emotion.v1 import inference_pb2_grpc
+from tests.stack import save_stand_in_model
 from tests.support import REPO_ROOT, SHARED_DATA, ServiceProcess, free_port
 
 PHOTOS = SHARED_DATA / "photos"
@@ -71,21 +72,7 @@ def model_weights(tmp_path_factory) -> Path:
             model(batch)
         model.eval()
         model.head[-1].weight.mul_(10.0)
-    folder = tmp_path_factory.mktemp("model")
-    weights = folder / "fer_vgg.pt"
-    torch.save(model.state_dict(), weights)
-    meta = {
-        "arch": config["model"],
-        "model_cfg": config["model_cfg"],
-        "mean": 0.5,
-        "std": 0.25,
-        "labels": ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"],
-        "temperature": 1.5,
-        "version": "test-random",
-        "metrics": {"split": "FER-2013 PublicTest", "accuracy": 0.1},
-    }
-    weights.with_suffix(".json").write_text(json.dumps(meta))
-    return weights
+    return save_stand_in_model(model, config, tmp_path_factory.mktemp("model") / "fer_vgg.pt")
 
 
 def start_inference(tmp_path: Path, weights: Path, **env: str) -> tuple[ServiceProcess, int]:

@@ -19,6 +19,7 @@ import psutil
 
 from services.common.keys import key_id, public_pem_of
 from tests.stack import SERVICES, Stack, start_stack
+from tests.stack import model_weights as stack_model_weights
 from tests.support import REPO_ROOT, create_database, free_port
 
 
@@ -104,15 +105,11 @@ class PressureStack:
 
 
 def model_weights(directory: Path) -> Path | None:
-    """None when the shipped model exists (inference's default); otherwise a randomly initialised model of
-    the same architecture saved the way training ships one, so the stack runs before a model is shipped.
-    Its scores are meaningless; latency and robustness figures are not (same architecture and size)."""
-    shipped = REPO_ROOT / "models" / "fer_vgg.pt"
-    if shipped.exists() and shipped.with_suffix(".json").exists():
-        return None
-    weights = directory / "stand-in-model" / "fer_vgg.pt"
-    if weights.exists():
-        return weights
+    """None when the shipped model exists (inference's default); otherwise the stack's stand-in model,
+    so the stack runs before a model is shipped. Its scores are meaningless; latency and robustness
+    figures are not (same architecture and size)."""
+    weights = stack_model_weights(directory)
+    return None if weights == REPO_ROOT / "models" / "fer_vgg.pt" else weights
     import json
 
     import torch
