@@ -29,13 +29,17 @@ class AugConfig:
 def random_affine(x, cfg, gen=None):
     B = x.shape[0]
     dev = x.device
-    u = lambda *s: torch.rand(*s, generator=gen, device=dev)
+
+    def u(*shape):
+        return torch.rand(*shape, generator=gen, device=dev)
+
     ang = (u(B) * 2 - 1) * math.radians(cfg.rotate)
     s = cfg.scale[0] + u(B) * (cfg.scale[1] - cfg.scale[0])
     flip = torch.where(u(B) < cfg.flip, -1.0, 1.0)
     tx, ty = [(u(B) * 2 - 1) * cfg.translate * 2 for _ in range(2)]  # grid coords span [-1,1] = 2 units
     cos, sin = torch.cos(ang) / s, torch.sin(ang) / s
-    # theta maps output coords -> input coords; dividing by s zooms in for s > 1. Flip negates the x input axis.
+    # theta maps output coords -> input coords; dividing by s zooms in for s > 1.
+    # Flip negates the x input axis.
     theta = torch.stack([torch.stack([cos * flip, -sin, tx], 1), torch.stack([sin * flip, cos, ty], 1)], 1)
     grid = F.affine_grid(theta, x.shape, align_corners=False)
     # 'border' repeats edge pixels instead of inventing black bands the model could learn from.
@@ -44,7 +48,10 @@ def random_affine(x, cfg, gen=None):
 
 def color_jitter(x, cfg, gen=None):
     B = x.shape[0]
-    u = lambda: torch.rand(B, 1, 1, 1, generator=gen, device=x.device) * 2 - 1
+
+    def u():
+        return torch.rand(B, 1, 1, 1, generator=gen, device=x.device) * 2 - 1
+
     mean = x.mean(dim=(1, 2, 3), keepdim=True)
     x = (x - mean) * (1 + cfg.contrast * u()) + mean + cfg.brightness * u()
     return x.clamp_(0, 1)
@@ -54,7 +61,10 @@ def random_erase(x, cfg, gen=None, value=None):
     """Erase one random rectangle per selected image (value: per-image mean by default, less distracting)."""
     B, _, H, W = x.shape
     dev = x.device
-    u = lambda: torch.rand(B, generator=gen, device=dev)
+
+    def u():
+        return torch.rand(B, generator=gen, device=dev)
+
     area = (cfg.erase_area[0] + u() * (cfg.erase_area[1] - cfg.erase_area[0])) * H * W
     logr = math.log(cfg.erase_ratio[0]) + u() * (math.log(cfg.erase_ratio[1]) - math.log(cfg.erase_ratio[0]))
     r = torch.exp(logr)

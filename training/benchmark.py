@@ -1,5 +1,5 @@
 """CPU inference speed of the shipped model: per-face latency at batch 1, throughput at batch 64,
-fp32 and bf16 (autocast), eager, TorchScript (frozen) and ONNX Runtime (if installed).
+fp32 and bf16 (autocast), eager, TorchScript (frozen) and ONNX Runtime fp32 and int8 (if installed).
 
     python -m training.benchmark [--model models/fer_vgg.pt] [--threads 1] [--json]
 
@@ -59,27 +59,27 @@ def main(argv=None):
         ("eager bf16 channels_last", run(model_cl, True, True)),
         ("torchscript fp32 frozen", run(ts, False, False)),
     ]
-    try:  # ONNX Runtime, if installed: exported to a temp file (not shipped, to keep models/ small)
-        import os
+    try:  # ONNX Runtime: the exported files beside the weights (training/onnx_export.py), else a temp export
         import tempfile
+        from pathlib import Path
 
-        import onnxruntime as ort
+        from training import onnx_export
+        from training.models import SHIPPED
 
-        onnx_path = os.path.join(tempfile.mkdtemp(), "m.onnx")
-        torch.onnx.export(
-            model,
-            torch.zeros(1, 1, 48, 48),
-            onnx_path,
-            input_names=["x"],
-            output_names=["logits"],
-            dynamic_axes={"x": {0: "b"}, "logits": {0: "b"}},
-            dynamo=False,
-        )
-        so = ort.SessionOptions()
-        so.intra_op_num_threads, so.inter_op_num_threads = a.threads, 1
-        sess = ort.InferenceSession(onnx_path, so, providers=["CPUExecutionProvider"])
-        configs.append(("onnxruntime fp32", lambda x: sess.run(None, {"x": x.numpy()})[0]))
-    except Exception as e:  # optional backend: report and carry on
+        weights = Path(a.model or SHIPPED)
+        onnx_files = {
+            "onnxruntime fp32": weights.with_suffix(".onnx"),
+            "onnxruntime int8": weights.with_suffix(".int8.onnx"),
+        }
+        if not onnx_files["onnxruntime fp32"].exists():
+            onnx_files = {
+                "onnxruntime fp32": onnx_export.export_onnx(model, Path(tempfile.mkdtemp()) / "m.onnx")
+            }
+        for name, path in onnx_files.items():
+            if path.exists():
+                sess = onnx_export.session(path, a.threads)
+                configs.append((name, lambda x, sess=sess: sess.run(None, {"x": x.numpy()})[0]))
+    except ImportError as e:  # optional backend: report and carry on
         print(f"[benchmark] onnxruntime skipped: {e!r}"[:200])
     rows = []
     for name, fn in configs:
@@ -100,7 +100,8 @@ def main(argv=None):
     else:
         print(f"{meta['arch']} torch {torch.__version__}, {a.threads} thread(s)")
         print(
-            f"{'config':28s} {'b1 ms (median)':>15s} {'b1 ms (p90)':>12s} {'b64 faces/s':>12s} {'b64 ms/face':>12s}"
+            f"{'config':28s} {'b1 ms (median)':>15s} {'b1 ms (p90)':>12s} "
+            f"{'b64 faces/s':>12s} {'b64 ms/face':>12s}"
         )
         for r in rows:
             print(

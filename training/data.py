@@ -75,7 +75,7 @@ def parse_csv(path, usages=None, max_rows=None):
         try:
             ie, ip = header.index("emotion"), header.index("pixels")
         except ValueError:
-            raise ValueError(f"{path}: expected header with 'emotion' and 'pixels', got {header}")
+            raise ValueError(f"{path}: expected header with 'emotion' and 'pixels', got {header}") from None
         iu = header.index("Usage") if "Usage" in header else None
         for i, rec in enumerate(reader):
             if max_rows is not None and i >= max_rows:

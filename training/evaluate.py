@@ -64,7 +64,7 @@ def calibration_report(logits, y, seed=0):
     idx = np.random.default_rng(seed).permutation(len(y))
     a, b = idx[: len(y) // 2], idx[len(y) // 2 :]
     T = M.fit_temperature(logits[a], y[a])
-    r = {"temperature": T, "fit_on": "random half A of the split (seed %d, n=%d)" % (seed, len(a))}
+    r = {"temperature": T, "fit_on": f"random half A of the split (seed {seed}, n={len(a)})"}
     for name, ix in (("half_B", b), ("all", idx)):
         p1, pT = M.softmax(logits[ix]), M.softmax(logits[ix], T)
         r[name] = {

@@ -7,7 +7,9 @@
 3. measures PublicTest metrics with and without TTA and stores them in the metadata;
 4. writes models/fer_vgg.pt (fp32 state_dict, torch.load(weights_only=True)) + models/fer_vgg.json;
 5. traces TorchScript models/fer_vgg.torchscript.pt (input: standardised float32 (B,1,48,48) -> 7 logits,
-   temperature NOT applied) with meta.json embedded as an extra file, and checks it matches eager.
+   temperature NOT applied) with meta.json embedded as an extra file, and checks it matches eager;
+6. exports models/fer_vgg.onnx and the int8-quantised models/fer_vgg.int8.onnx (training/onnx_export.py)
+   and records their size, accuracy and speed under "onnx" in the JSON.
 """
 
 import argparse
@@ -18,6 +20,7 @@ import numpy as np
 import torch
 
 from training import metrics as M
+from training import onnx_export
 from training.evaluate import calibration_report, load_split, logits_for
 from training.models import MODELS_DIR, load_shipped_model
 from training.train import save_weights
@@ -67,8 +70,8 @@ def main(argv=None):
         },
         train_config=train_cfg,
         source_weights=str(a.weights),
-        preprocessing="grey 48x48 uint8 face crop -> x = (pixels/255 - mean)/std, float32, shape (B,1,48,48); "
-        "probs = softmax(logits / temperature); labels in `labels` order",
+        preprocessing="grey 48x48 uint8 face crop -> x = (pixels/255 - mean)/std, float32, "
+        "shape (B,1,48,48); probs = softmax(logits / temperature); labels in `labels` order",
     )
     out = Path(a.out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -80,6 +83,9 @@ def main(argv=None):
     m2, meta2 = load_shipped_model(out)
     acc = (logits_for(m2, x).argmax(1).numpy() == y).mean()
     assert abs(acc - s1["accuracy"]) < 1e-9, (acc, s1["accuracy"])
+
+    meta["onnx"] = onnx_export.export_all(out, out.parent, a.data, a.threads)
+    out.with_suffix(".json").write_text(json.dumps(meta, indent=1))
     print(
         json.dumps(
             {
@@ -91,6 +97,7 @@ def main(argv=None):
                 "PublicTest_tta": meta["metrics"]["PublicTest_tta"],
                 "ece_half_B_T1": cal["half_B"]["ece_T1"],
                 "ece_half_B_T": cal["half_B"]["ece_T"],
+                "onnx": meta["onnx"],
             },
             indent=1,
         )

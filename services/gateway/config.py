@@ -37,6 +37,11 @@ class GatewaySettings(ServiceSettings):
         2.0, description="deadline of the history write of AnalyzePhoto before it falls back to the outbox"
     )
     inference_timeout_s: float = Field(15.0, description="deadline of one inference Analyze call")
+    max_inflight_analyses: int = Field(
+        48,
+        description="photo analyses this process runs at once; past it, RESOURCE_EXHAUSTED (429) at once "
+        "with Retry-After instead of a slow queue; 0 = no cap",
+    )
 
     outbox_url: str = Field(
         f"sqlite:///{VAR_DIR / 'gateway_outbox.db'}",

@@ -9,6 +9,7 @@ composition (AnalyzePhoto, sharing by username, delete-all) and the outbox.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 import uuid
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 
 import grpc
 from google.protobuf import timestamp_pb2
+from prometheus_client import Counter
 
 from emotion.v1 import (
     auth_pb2,
@@ -34,6 +36,10 @@ from services.gateway.outbox import Outbox, OutboxReplayer
 from services.gateway.ratelimit import RateLimiter
 
 log = logging.getLogger(__name__)
+
+ANALYSES_REFUSED = Counter(
+    "gateway_analyses_refused_total", "Photo analyses refused because max_inflight_analyses were running."
+)
 
 MAX_REQUEST_ID_LENGTH = 128
 MODEL_VERSION_TTL_S = 300.0
@@ -101,6 +107,7 @@ class Gateway:
             "address", settings.rate_limit_address_per_s, settings.rate_limit_address_burst
         )
         self.ready = False
+        self._analyses_in_flight = 0
         self._replay_task: asyncio.Task | None = None
         self._model_version = ""
         self._model_version_at = 0.0
@@ -140,6 +147,24 @@ class Gateway:
             raise ApiError(
                 grpc.StatusCode.RESOURCE_EXHAUSTED, "too many requests for this user", retry_after_s=wait
             )
+
+    @contextlib.contextmanager
+    def analysis_slot(self):
+        """Bound the photo analyses in flight. Past capacity a queue only makes every caller slow (and
+        then time out); refusing at once, with a hint when to retry, keeps the admitted ones fast."""
+        cap = self.settings.max_inflight_analyses
+        if cap and self._analyses_in_flight >= cap:
+            ANALYSES_REFUSED.inc()
+            raise ApiError(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                "too many analyses in progress; please retry shortly",
+                retry_after_s=1,
+            )
+        self._analyses_in_flight += 1
+        try:
+            yield
+        finally:
+            self._analyses_in_flight -= 1
 
     async def authenticate(self, token: str) -> Principal:
         """Verify an access token locally (auth's public keys); UNAUTHENTICATED otherwise."""
@@ -250,12 +275,13 @@ class Gateway:
         else:
             captured_at.GetCurrentTime()
 
-        analysis = await self.backends.inference.call(
-            "Analyze",
-            inference_pb2.AnalyzeRequest(image=request.image, options=request.options),
-            deadline_s=self.settings.inference_timeout_s,
-            remaining=caller.remaining_s,
-        )
+        with self.analysis_slot():
+            analysis = await self.backends.inference.call(
+                "Analyze",
+                inference_pb2.AnalyzeRequest(image=request.image, options=request.options),
+                deadline_s=self.settings.inference_timeout_s,
+                remaining=caller.remaining_s,
+            )
         overall = scores.mean([scores.as_vector(face.scores) for face in analysis.faces])
         dominant = scores.dominant(overall) if analysis.faces else common_pb2.EXPRESSION_UNSPECIFIED
         record = history_pb2.RecordAnalysisRequest(

@@ -3,12 +3,17 @@ of the same backends."""
 
 from __future__ import annotations
 
+import concurrent.futures
+import io
+import threading
+
 import grpc
 import httpx
 import pytest
+from PIL import Image
 
-from emotion.v1 import auth_pb2, gateway_pb2
-from tests.gateway.helpers import Mobile
+from emotion.v1 import auth_pb2, gateway_pb2, history_pb2
+from tests.gateway.helpers import Mobile, photo
 from tests.stack import wait_http
 from tests.support import ServiceProcess, free_port
 
@@ -94,3 +99,64 @@ def test_per_address_rate_limit(strict):
         assert response.status_code == 429
         assert response.json()["error"]["code"] == "RESOURCE_EXHAUSTED"
         assert int(response.headers["retry-after"]) >= 1
+
+
+@pytest.fixture(scope="module")
+def narrow(stack, tmp_path_factory):
+    """gRPC address of a gateway that runs at most one photo analysis at a time (rate limits off)."""
+    tmp = tmp_path_factory.mktemp("narrow-gateway")
+    grpc_port, http_port = free_port(), free_port()
+    env = {
+        **stack.envs["gateway"],
+        "GATEWAY_PORT": str(grpc_port),
+        "GATEWAY_HTTP_PORT": str(http_port),
+        "GATEWAY_OUTBOX_URL": f"sqlite:///{tmp / 'outbox.db'}",
+        "GATEWAY_RATE_LIMIT_USER_PER_S": "0",
+        "GATEWAY_RATE_LIMIT_ADDRESS_PER_S": "0",
+        "GATEWAY_MAX_INFLIGHT_ANALYSES": "1",
+    }
+    process = ServiceProcess("services.gateway", env, tmp / "gateway.log", grpc_port).wait_serving()
+    try:
+        yield f"127.0.0.1:{grpc_port}"
+    finally:
+        process.stop()
+
+
+def test_analyses_past_capacity_are_refused_at_once(stack, narrow):
+    """Eight photos sent together to a gateway with room for one: the rest are refused with
+    RESOURCE_EXHAUSTED and a Retry-After hint while the first is still being analysed, and nothing
+    refused is recorded."""
+    account = Mobile(stack.gateway_addr).signed_up()
+    client = Mobile(narrow)
+    client.token = account.token
+    # A large photo keeps the admitted analysis busy long enough for the others to arrive.
+    canvas = Image.new("RGB", (2400, 2400), (128, 128, 128))
+    canvas.paste(Image.open(io.BytesIO(photo(0))).convert("RGB").resize((1200, 1200)), (600, 600))
+    buffer = io.BytesIO()
+    canvas.save(buffer, "PNG")
+    image = buffer.getvalue()
+    start = threading.Barrier(8)
+
+    def send(_):
+        start.wait()
+        try:
+            return client.analyze(image)[0]
+        except grpc.RpcError as error:
+            return error
+
+    try:
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            results = list(pool.map(send, range(8)))
+        refused = [r for r in results if isinstance(r, grpc.RpcError)]
+        admitted = [r for r in results if not isinstance(r, grpc.RpcError)]
+        assert admitted and refused, results
+        for error in refused:
+            assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, error
+            assert "too many analyses in progress" in error.details()
+            assert int(dict(error.trailing_metadata())["retry-after"]) >= 1
+        assert all(r.faces for r in admitted)
+        recorded = client.call("ListAnalyses", history_pb2.ListAnalysesRequest(page_size=50))
+        assert len(recorded.analyses) == len(admitted)
+    finally:
+        account.close()
+        client.close()

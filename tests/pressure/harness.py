@@ -159,6 +159,10 @@ def pressure_stack(
     stand_in = model_weights(directory)
     if stand_in is not None:
         env["inference"].setdefault("INFERENCE_MODEL_PATH", str(stand_in))
+    if proxy_history:
+        # Link faults are about the product's fallback: keep its 2 s history-write deadline (the test stack
+        # otherwise waits 10 s, longer than a 3 s delay, so nothing would go to the outbox).
+        env["gateway"].setdefault("GATEWAY_RECORD_TIMEOUT_S", "2")
     if not rate_limits:
         env["gateway"].setdefault("GATEWAY_RATE_LIMIT_USER_PER_S", "0")
         env["gateway"].setdefault("GATEWAY_RATE_LIMIT_ADDRESS_PER_S", "0")

@@ -1,4 +1,5 @@
-# Make `import training` work however pytest is invoked (plain `pytest` does not put the repo root on sys.path).
+# Make `import training` work however pytest is invoked
+# (plain `pytest` does not put the repo root on sys.path).
 import sys
 from pathlib import Path
 

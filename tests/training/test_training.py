@@ -92,13 +92,13 @@ def test_every_model_gives_7_logits(name):
 
 def test_vgg19_seed_is_faithful():
     m = create_model("vgg19_seed", verbose=False, hidden=256)
-    convs = [l for l in m.modules() if isinstance(l, torch.nn.Conv2d)]
+    convs = [c for c in m.modules() if isinstance(c, torch.nn.Conv2d)]
     assert len(convs) == 16 and all(
         c.kernel_size == (3, 3) and c.stride == (1, 1) and c.padding == (1, 1) for c in convs
     )
-    assert sum(isinstance(l, torch.nn.MaxPool2d) for l in m.modules()) == 5
-    assert sum(isinstance(l, torch.nn.Linear) for l in m.modules()) == 3
-    assert sum(isinstance(l, torch.nn.Dropout) for l in m.modules()) == 2
+    assert sum(isinstance(mod, torch.nn.MaxPool2d) for mod in m.modules()) == 5
+    assert sum(isinstance(mod, torch.nn.Linear) for mod in m.modules()) == 3
+    assert sum(isinstance(mod, torch.nn.Dropout) for mod in m.modules()) == 2
 
 
 def test_augment_shapes_and_range():
@@ -126,7 +126,9 @@ def test_short_training_run_learns(tmp_path):
     d = D.parse_csv(DATA, usages={"Training"}, max_rows=400)
     lines = ["emotion,pixels,Usage"]
     for usage in ("Training", "PublicTest"):
-        lines += [f"{l},{' '.join(map(str, im.ravel()))},{usage}" for im, l in zip(d.images, d.labels)]
+        lines += [
+            f"{y},{' '.join(map(str, im.ravel()))},{usage}" for im, y in zip(d.images, d.labels, strict=True)
+        ]
     csv = tmp_path / "small.csv"
     csv.write_text("\n".join(lines) + "\n")
     run = tmp_path / "run"
@@ -152,7 +154,7 @@ def test_short_training_run_learns(tmp_path):
             str(tmp_path / "cache"),
         ]
     )
-    hist = [json.loads(l) for l in (run / "metrics.jsonl").read_text().splitlines()]
+    hist = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert len(hist) == 12
     assert hist[-1]["train_loss"] < hist[0]["train_loss"] - 0.3
     assert best["acc"] > 0.35, best

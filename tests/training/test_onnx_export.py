@@ -1,0 +1,49 @@
+"""ONNX exports (fp32 and int8) agree with the torch model they came from, on real PublicTest faces."""
+
+import numpy as np
+import pytest
+import torch
+
+from tests.training.test_training import DATA, SHIPPED, needs_data
+from training import data as D
+from training.evaluate import logits_for
+from training.models import load_shipped_model
+
+pytest.importorskip("onnxruntime")
+from training import onnx_export as X  # noqa: E402
+
+pytestmark = [needs_data, pytest.mark.skipif(not SHIPPED.exists(), reason="no shipped weights")]
+
+
+@pytest.fixture(scope="module")
+def faces():
+    """(torch model, its logits, standardised PublicTest faces, labels) for the first 500 rows."""
+    model, meta = load_shipped_model()
+    x8, y = D.parse_csv(DATA, usages={"PublicTest"}, max_rows=None).split("PublicTest")
+    x = D.normalize(x8[:500], meta["mean"], meta["std"])
+    return model, logits_for(model, torch.from_numpy(x)).numpy(), x, y[:500]
+
+
+def _check(fp32_path, int8_path, faces):
+    _, reference, x, y = faces
+    fp32 = X.onnx_logits(X.session(fp32_path), x)
+    int8 = X.onnx_logits(X.session(int8_path), x)
+    assert np.abs(fp32 - reference).max() < 1e-3
+    assert (int8.argmax(1) == reference.argmax(1)).mean() >= 0.95
+    # int8 may lose a little accuracy, not a lot
+    assert (int8.argmax(1) == y).mean() >= (reference.argmax(1) == y).mean() - 0.02
+    assert int8_path.stat().st_size < 0.35 * fp32_path.stat().st_size
+
+
+def test_export_and_int8_quantisation(tmp_path, faces):
+    model, _, x, _ = faces
+    fp32_path = X.export_onnx(model, tmp_path / "m.onnx")
+    int8_path = X.quantize_int8(fp32_path, tmp_path / "m.int8.onnx", x[:256])
+    _check(fp32_path, int8_path, faces)
+
+
+def test_shipped_onnx_files_match_shipped_weights(faces):
+    fp32_path, int8_path = SHIPPED.with_suffix(".onnx"), SHIPPED.with_suffix(".int8.onnx")
+    if not fp32_path.exists():
+        pytest.skip("ONNX files not exported yet (python -m training.onnx_export)")
+    _check(fp32_path, int8_path, faces)
