@@ -8,7 +8,7 @@ DATA ?= ../shared/data/fer2013/fer2013_training_publictest.csv.gz
 CONFIG ?= training/configs/default.json
 PYTEST_ARGS ?=
 
-.PHONY: help setup protos run test lint train evaluate bench mar torchserve images browser clean hostile load overload soak faults
+.PHONY: help setup protos run test lint train evaluate onnx bench mar torchserve images browser clean hostile load overload soak faults
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/' | expand -t 14
@@ -45,6 +45,9 @@ train: setup  ## train a model (CONFIG=..., see training/configs/)
 evaluate: setup  ## evaluate the shipped model on PublicTest (with and without TTA)
 	$(PY) -m training.evaluate --data $(DATA) --split PublicTest --json
 	$(PY) -m training.evaluate --data $(DATA) --split PublicTest --tta --json
+
+onnx: setup  ## ONNX + int8 ONNX exports of the shipped model, with size/accuracy/speed report
+	$(PY) -m training.onnx_export
 
 bench: setup  ## model speed benchmark (more: bench/*.py, see docs/BENCHMARKS.md)
 	$(PY) -m training.benchmark

@@ -4,8 +4,10 @@ of the same backends."""
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import io
 import threading
+from pathlib import Path
 
 import grpc
 import httpx
@@ -20,22 +22,17 @@ from tests.support import ServiceProcess, free_port
 ALLOWED_ORIGIN = "https://app.example"
 
 
-@pytest.fixture(scope="module")
-def strict(stack, tmp_path_factory):
-    """(gRPC address, HTTP base URL) of a gateway with tight limits and CORS for one origin."""
-    tmp = tmp_path_factory.mktemp("strict-gateway")
+@contextlib.contextmanager
+def second_gateway(stack, tmp: Path, **settings: str):
+    """Another gateway process in front of the stack's backends, with `settings` (GATEWAY_ env) on top;
+    yields (gRPC address, HTTP base URL)."""
     grpc_port, http_port = free_port(), free_port()
     env = {
         **stack.envs["gateway"],
         "GATEWAY_PORT": str(grpc_port),
         "GATEWAY_HTTP_PORT": str(http_port),
         "GATEWAY_OUTBOX_URL": f"sqlite:///{tmp / 'outbox.db'}",
-        "GATEWAY_RATE_LIMIT_USER_PER_S": "0.2",
-        "GATEWAY_RATE_LIMIT_USER_BURST": "3",
-        "GATEWAY_RATE_LIMIT_ADDRESS_PER_S": "0.5",
-        "GATEWAY_RATE_LIMIT_ADDRESS_BURST": "20",
-        "GATEWAY_MAX_MESSAGE_BYTES": str(1024 * 1024),
-        "GATEWAY_CORS_ORIGINS": ALLOWED_ORIGIN,
+        **settings,
     }
     process = ServiceProcess("services.gateway", env, tmp / "gateway.log", grpc_port).wait_serving()
     try:
@@ -43,6 +40,22 @@ def strict(stack, tmp_path_factory):
         yield f"127.0.0.1:{grpc_port}", f"http://127.0.0.1:{http_port}"
     finally:
         process.stop()
+
+
+@pytest.fixture(scope="module")
+def strict(stack, tmp_path_factory):
+    """(gRPC address, HTTP base URL) of a gateway with tight limits and CORS for one origin."""
+    with second_gateway(
+        stack,
+        tmp_path_factory.mktemp("strict-gateway"),
+        GATEWAY_RATE_LIMIT_USER_PER_S="0.2",
+        GATEWAY_RATE_LIMIT_USER_BURST="3",
+        GATEWAY_RATE_LIMIT_ADDRESS_PER_S="0.5",
+        GATEWAY_RATE_LIMIT_ADDRESS_BURST="20",
+        GATEWAY_MAX_MESSAGE_BYTES=str(1024 * 1024),
+        GATEWAY_CORS_ORIGINS=ALLOWED_ORIGIN,
+    ) as addresses:
+        yield addresses
 
 
 def test_per_user_rate_limit(stack, strict):
@@ -104,22 +117,14 @@ def test_per_address_rate_limit(strict):
 @pytest.fixture(scope="module")
 def narrow(stack, tmp_path_factory):
     """gRPC address of a gateway that runs at most one photo analysis at a time (rate limits off)."""
-    tmp = tmp_path_factory.mktemp("narrow-gateway")
-    grpc_port, http_port = free_port(), free_port()
-    env = {
-        **stack.envs["gateway"],
-        "GATEWAY_PORT": str(grpc_port),
-        "GATEWAY_HTTP_PORT": str(http_port),
-        "GATEWAY_OUTBOX_URL": f"sqlite:///{tmp / 'outbox.db'}",
-        "GATEWAY_RATE_LIMIT_USER_PER_S": "0",
-        "GATEWAY_RATE_LIMIT_ADDRESS_PER_S": "0",
-        "GATEWAY_MAX_INFLIGHT_ANALYSES": "1",
-    }
-    process = ServiceProcess("services.gateway", env, tmp / "gateway.log", grpc_port).wait_serving()
-    try:
-        yield f"127.0.0.1:{grpc_port}"
-    finally:
-        process.stop()
+    with second_gateway(
+        stack,
+        tmp_path_factory.mktemp("narrow-gateway"),
+        GATEWAY_RATE_LIMIT_USER_PER_S="0",
+        GATEWAY_RATE_LIMIT_ADDRESS_PER_S="0",
+        GATEWAY_MAX_INFLIGHT_ANALYSES="1",
+    ) as (grpc_address, _):
+        yield grpc_address
 
 
 def test_analyses_past_capacity_are_refused_at_once(stack, narrow):
