@@ -1,0 +1,33 @@
+"""Weight soups: averaging and BatchNorm re-estimation, on real models of the registry."""
+
+import torch
+
+from training.models import create_model
+from training.soup import average_weights, recalibrate_batchnorm
+
+
+def test_average_of_two_models_is_their_mean_and_keeps_counters():
+    torch.manual_seed(0)
+    a, b = (create_model("fer_vgg", verbose=False, width=8) for _ in range(2))
+    soup = average_weights([a, b])
+    for key, value in a.state_dict().items():
+        if value.dtype.is_floating_point:
+            assert torch.allclose(soup[key], (value + b.state_dict()[key]) / 2)
+        else:
+            assert torch.equal(soup[key], value)
+    model = create_model("fer_vgg", verbose=False, width=8)
+    model.load_state_dict(soup)  # loads: same keys and shapes
+
+
+def test_batchnorm_statistics_are_re_estimated_from_the_data():
+    torch.manual_seed(0)
+    model = create_model("fer_vgg", verbose=False, width=8).eval()
+    x = torch.randn(300, 1, 48, 48) * 3 + 5  # far from the initial statistics (mean 0, var 1)
+    recalibrate_batchnorm(model, x, batch=100)
+    first = next(m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    conv = next(m for m in model.modules() if isinstance(m, torch.nn.Conv2d))
+    with torch.no_grad():
+        activations = conv(x)
+    assert not model.training
+    assert torch.allclose(first.running_mean, activations.mean((0, 2, 3)), rtol=1e-3, atol=1e-3)
+    assert torch.allclose(first.running_var, activations.var((0, 2, 3)), rtol=1e-2, atol=1e-3)

@@ -1,0 +1,103 @@
+"""Combine runs of one architecture: a weight soup (one model, same speed) and a logit ensemble (N models).
+
+    python -m training.soup --weights runs/a/best.pt runs/b/best.pt [--out runs/soup/best.pt] [--tta]
+
+Runs fine-tuned from the same starting weights usually stay in one basin of the loss, so the average of
+their weights (a "uniform soup", Wortsman et al. 2022) is often better than each of them and costs nothing
+at inference. BatchNorm statistics of an averaged network are not the average of the statistics, so they
+are re-estimated on the (unaugmented) Training faces. The logit ensemble is reported beside it: it is the
+accuracy a distilled model could aim for, and the option to ship when speed does not matter.
+
+Prints one JSON object: PublicTest accuracy of every ingredient, the soup and the ensemble (with --tta,
+also test-time augmented). With --out the soup is written like a training run's best.pt (+ .json), ready
+for `python -m training.export --weights ...`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import torch
+
+from training import data as D
+from training.evaluate import load_split, logits_for
+from training.models import load_shipped_model
+from training.train import save_weights
+
+
+def average_weights(models: list[torch.nn.Module]) -> dict[str, torch.Tensor]:
+    states = [m.state_dict() for m in models]
+    soup = {}
+    for key, value in states[0].items():
+        if value.dtype.is_floating_point:
+            soup[key] = torch.stack([s[key] for s in states]).mean(0)
+        else:  # e.g. BatchNorm's num_batches_tracked
+            soup[key] = value.clone()
+    return soup
+
+
+@torch.no_grad()
+def recalibrate_batchnorm(model: torch.nn.Module, x: torch.Tensor, batch: int = 256) -> torch.nn.Module:
+    """Re-estimate BatchNorm running statistics as an exact average over `x` (standardised faces)."""
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average over all batches
+    model.train()
+    for i in range(0, len(x), batch):
+        model(x[i : i + batch])
+    return model.eval()
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--weights", nargs="+", required=True, help="best.pt files of one architecture")
+    ap.add_argument("--out", default=None, help="write the soup here (.pt + .json)")
+    ap.add_argument("--data", default=None)
+    ap.add_argument("--tta", action="store_true")
+    ap.add_argument("--threads", type=int, default=1)
+    a = ap.parse_args(argv)
+    torch.set_num_threads(a.threads)
+
+    loaded = [load_shipped_model(w) for w in a.weights]
+    models = [m for m, _ in loaded]
+    meta = loaded[0][1]
+    if any((m["arch"], m["model_cfg"]) != (meta["arch"], meta["model_cfg"]) for _, m in loaded):
+        raise SystemExit("all weights must be of the same architecture and configuration")
+    train = D.load_fer(a.data, verbose=False)
+    train = (
+        D.drop_not_faces(train, verbose=False) if meta.get("train_config", {}).get("drop_not_face") else train
+    )
+    x_train = torch.from_numpy(D.normalize(train.split("Training")[0], meta["mean"], meta["std"]))
+    x8, y, _ = load_split(a.data, "PublicTest")
+    x = torch.from_numpy(D.normalize(x8, meta["mean"], meta["std"]))
+
+    soup_model, _ = load_shipped_model(a.weights[0])
+    soup_model.load_state_dict(average_weights(models))
+    recalibrate_batchnorm(soup_model, x_train)
+
+    def accuracy(logits):
+        return float((logits.argmax(1).numpy() == y).mean())
+
+    report = {"n": int(len(y)), "split": "PublicTest"}
+    for tta in (False, True) if a.tta else (False,):
+        suffix = "_tta" if tta else ""
+        member_logits = [logits_for(m, x, tta=tta) for m in models]
+        for w, lg in zip(a.weights, member_logits, strict=True):
+            report.setdefault("members", {}).setdefault(w, {})[f"accuracy{suffix}"] = accuracy(lg)
+        report[f"ensemble_accuracy{suffix}"] = accuracy(torch.stack(member_logits).mean(0))
+        report[f"soup_accuracy{suffix}"] = accuracy(logits_for(soup_model, x, tta=tta))
+    if a.out:
+        out = Path(a.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        soup_meta = dict(meta, soup_of=[str(w) for w in a.weights], metrics={"acc": report["soup_accuracy"]})
+        save_weights(out, soup_model, soup_meta)
+        report["written"] = str(out)
+    print(json.dumps(report, indent=1))
+    return report
+
+
+if __name__ == "__main__":
+    main()
