@@ -13,6 +13,7 @@ import base64
 import binascii
 import json
 import logging
+import re
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
@@ -24,6 +25,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from google.protobuf import timestamp_pb2
+from pydantic import BeforeValidator
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
 from starlette.websockets import WebSocketDisconnect, WebSocketState
@@ -62,6 +64,18 @@ SourceName = Literal[SOURCE_NAMES]  # type: ignore[valid-type]
 PhotoSourceName = Literal["SOURCE_CAMERA", "SOURCE_ALBUM"]
 ExpressionName = Literal[EXPRESSION_NAMES]  # type: ignore[valid-type]
 BucketName = Literal[BUCKET_NAMES]  # type: ignore[valid-type]
+
+_RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}([Tt ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?([Zz]|[+-]\d{2}:?\d{2})?)?")
+
+
+def _rfc3339_only(value: Any) -> Any:
+    """Pydantic would also read a bare number as epoch seconds; the API documents RFC 3339 only."""
+    if isinstance(value, str) and not _RFC3339.fullmatch(value):
+        raise ValueError("must be an RFC 3339 date-time, e.g. 2026-11-22T08:00:00Z")
+    return value
+
+
+Rfc3339 = Annotated[datetime, BeforeValidator(_rfc3339_only)]
 
 ERROR_SCHEMA = {
     "type": "object",
@@ -341,8 +355,8 @@ def create_app(gateway: Gateway, settings: GatewaySettings) -> FastAPI:
         caller: User,
         page_size: Annotated[int, Query(ge=0, le=100)] = 0,
         page_token: Annotated[str, Query(max_length=1024)] = "",
-        start_time: datetime | None = None,
-        end_time: datetime | None = None,
+        start_time: Rfc3339 | None = None,
+        end_time: Rfc3339 | None = None,
         source: SourceName | None = None,
         dominant: ExpressionName | None = None,
         user_id: Annotated[str, Query(max_length=64)] = "",
@@ -380,8 +394,8 @@ def create_app(gateway: Gateway, settings: GatewaySettings) -> FastAPI:
     @app.get(f"{API}/summary", tags=["analyses"], responses=ok(history_pb2.GetSummaryResponse))
     async def summary(
         caller: User,
-        start_time: datetime | None = None,
-        end_time: datetime | None = None,
+        start_time: Rfc3339 | None = None,
+        end_time: Rfc3339 | None = None,
         time_zone: Annotated[str, Query(max_length=64)] = "",
         bucket_size: BucketName = "BUCKET_SIZE_DAY",
         user_id: Annotated[str, Query(max_length=64)] = "",

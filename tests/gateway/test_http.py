@@ -167,6 +167,13 @@ def test_field_level_errors(browser: Browser):
     bad_query = browser.request("GET", "/api/v1/analyses", params={"page_size": 1000})
     assert bad_query.status_code == 400 and bad_query.json()["error"]["field"] == "page_size"
     assert browser.request("GET", "/api/v1/analyses", params={"source": "SOURCE_MARS"}).status_code == 400
+    for path in ("/api/v1/analyses", "/api/v1/summary"):
+        for not_rfc3339 in ("0.5", "1700000000", "yesterday", "2026-13"):
+            response = browser.request("GET", path, params={"start_time": not_rfc3339})
+            assert response.status_code == 400, (path, not_rfc3339, response.text)
+            assert response.json()["error"]["field"] == "start_time"
+        for rfc3339 in ("2026-11-22T08:00:00Z", "2026-11-22T08:00:00.5+08:00", "2026-11-22"):
+            assert browser.request("GET", path, params={"end_time": rfc3339}).status_code == 200, rfc3339
     not_image = browser.analyze(b"GIF89a but not really")
     assert not_image.status_code == 400 and not_image.json()["error"]["code"] == "INVALID_ARGUMENT"
     assert browser.request("GET", "/api/v1/analyses/00000000-0000-0000-0000-000000000000").status_code == 404
