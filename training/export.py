@@ -42,6 +42,7 @@ def main(argv=None):
     ap.add_argument("--out", default=str(MODELS_DIR / "fer_vgg.pt"))
     ap.add_argument("--data", default=None)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--version", default=None, help="model version to ship (default: the run's)")
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)
 
@@ -60,6 +61,7 @@ def main(argv=None):
     train_cfg = meta.pop("train_config", {})
     meta.pop("data_report", None)
     meta.update(
+        version=a.version or meta["version"],
         temperature=T,
         calibration=cal,
         metrics={
