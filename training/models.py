@@ -111,14 +111,18 @@ class VGG19Seed(FERModel):
         "M",
     ]
 
-    def __init__(self, hidden=4096, dropout=0.5, num_classes=NUM_CLASSES, in_chans=1):
+    def __init__(self, hidden=4096, dropout=0.5, num_classes=NUM_CLASSES, in_chans=1, kernel_size=3):
         super().__init__()
+        # kernel_size 3 (the paper's) or 2 (its Table 6 ablation). Every conv keeps the spatial size:
+        # padding k//2 for odd k; for even k padding="same", where PyTorch pads the extra pixel on the
+        # right/bottom only. So the 48 -> 24 -> 12 -> 6 -> 3 -> 1 pooling chain is unchanged.
+        pad = kernel_size // 2 if kernel_size % 2 else "same"
         layers, c = [], in_chans
         for v in self.CFG:
             if v == "M":
                 layers.append(nn.MaxPool2d(2))  # 48 -> 24 -> 12 -> 6 -> 3 -> 1
             else:
-                layers += [nn.Conv2d(c, v, 3, 1, 1), nn.ReLU(inplace=True)]
+                layers += [nn.Conv2d(c, v, kernel_size, 1, pad), nn.ReLU(inplace=True)]
                 c = v
         self.features = nn.Sequential(*layers)
         self.classifier = nn.Sequential(
@@ -166,7 +170,7 @@ class FERVGG(FERModel):
         super().__init__()
         chans = [width, width * 2, width * 4, width * 8]
         stages, c = [], in_chans
-        for i, (ch, d) in enumerate(zip(chans, depths)):
+        for i, (ch, d) in enumerate(zip(chans, depths, strict=True)):
             blk = []
             for _ in range(d):
                 blk.append(conv_bn(c, ch))
@@ -227,7 +231,7 @@ class PSA(nn.Module):
         sp = ch // S
         self.convs = nn.ModuleList(
             nn.Conv2d(ch, sp, k, 1, k // 2, groups=g if ch % g == 0 and sp % g == 0 else 1, bias=False)
-            for k, g in zip(kernels, groups)
+            for k, g in zip(kernels, groups, strict=True)
         )
         r = max(sp // reduction, 4)
         self.se = nn.Sequential(

@@ -37,6 +37,7 @@ DEFAULTS = dict(
     model_cfg={},
     epochs=60,
     batch_size=128,
+    optimizer="sgd",  # "sgd" (momentum/nesterov below) or "adam" (betas 0.9/0.999; use lr ~1e-3)
     lr=0.01,
     momentum=0.9,
     nesterov=True,
@@ -53,6 +54,8 @@ DEFAULTS = dict(
     island_lambda=10.0,
     center_lr_mult=10.0,
     drop_not_face=False,
+    train_limit=None,  # train on N random Training rows (drawn with `seed`); PublicTest stays whole
+    init=None,  # path to a state dict to start from (a warm restart of an earlier run's weights)
     seed=1337,
     eval_batch=512,
     bf16=True,
@@ -107,6 +110,16 @@ def set_seed(seed):
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
+
+
+def make_optimizer(cfg, groups):
+    """cfg['optimizer']: 'sgd' (momentum, optional Nesterov) or 'adam' (betas 0.9/0.999). Each group's
+    weight_decay is plain L2 in both (Adam, not AdamW); the per-step lr is set by the schedule."""
+    if cfg["optimizer"] == "sgd":
+        return torch.optim.SGD(groups, lr=cfg["lr"], momentum=cfg["momentum"], nesterov=cfg["nesterov"])
+    if cfg["optimizer"] == "adam":
+        return torch.optim.Adam(groups, lr=cfg["lr"])
+    raise ValueError(f"unknown optimizer {cfg['optimizer']!r}; use 'sgd' or 'adam'")
 
 
 def lr_at(step, warmup, base, min_frac, progress):
@@ -236,6 +249,9 @@ def main(argv=None):
     xva, yva = d.split("PublicTest")
     if a.limit:
         xtr, ytr, xva, yva = xtr[: a.limit], ytr[: a.limit], xva[: a.limit], yva[: a.limit]
+    if cfg["train_limit"] and cfg["train_limit"] < len(ytr):
+        keep = np.sort(np.random.default_rng(cfg["seed"]).choice(len(ytr), cfg["train_limit"], replace=False))
+        xtr, ytr = xtr[keep], ytr[keep]
     mean, std = D.norm_stats(xtr)
     print(f"[train] train {len(ytr)}, val {len(yva)}, mean {mean:.4f} std {std:.4f}")
     xtr = torch.from_numpy(xtr).unsqueeze(1)  # uint8 B,1,48,48
@@ -246,6 +262,9 @@ def main(argv=None):
     # ---- model / optimiser
     model = create_model(cfg["model"], **cfg["model_cfg"])
     model._arch, model._cfg = cfg["model"], cfg["model_cfg"]
+    if cfg["init"] and not a.resume:
+        model.load_state_dict(torch.load(REPO_ROOT / cfg["init"], map_location="cpu", weights_only=True))
+        print(f"[train] initialised from {cfg['init']}")
     mf = torch.channels_last if cfg["channels_last"] else torch.contiguous_format
     model = model.to(memory_format=mf)
     # No weight decay on BN/bias: decaying scale/shift parameters only hurts.
@@ -261,7 +280,7 @@ def main(argv=None):
         groups.append(
             {"params": list(island.parameters()), "weight_decay": 0.0, "lr_mult": cfg["center_lr_mult"]}
         )
-    opt = torch.optim.SGD(groups, lr=cfg["lr"], momentum=cfg["momentum"], nesterov=cfg["nesterov"])
+    opt = make_optimizer(cfg, groups)
     ema = EMA(model, cfg["ema_decay"]) if cfg["ema_decay"] > 0 else None
     aug_cfg = AugConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in cfg["aug"].items()})
 
@@ -287,7 +306,9 @@ def main(argv=None):
         torch.set_rng_state(ck["rng"])
         mpath = run_dir / "metrics.jsonl"
         history = (
-            [json.loads(l) for l in mpath.read_text().splitlines() if l.strip()] if mpath.exists() else []
+            [json.loads(line) for line in mpath.read_text().splitlines() if line.strip()]
+            if mpath.exists()
+            else []
         )
         history = [h for h in history if h["epoch"] < start_epoch]
         mpath.write_text("".join(json.dumps(h) + "\n" for h in history))
@@ -378,8 +399,8 @@ def main(argv=None):
         pbar.close()
         train_time = time.time() - t0
 
-        # ---- evaluate EMA (and every eval_raw_every epochs + at the end, raw) weights on PublicTest; keep the
-        # best. Raw evaluation is skippable because on a busy CPU each pass costs a noticeable share of an epoch.
+        # ---- evaluate EMA (and every eval_raw_every epochs + at the end, raw) weights on PublicTest; keep
+        # the best. Raw evaluation is skippable: on a busy CPU each pass costs a noticeable share of an epoch.
         t_eval = time.time()
         last = done or progress() >= 1.0 or epoch == cfg["epochs"] - 1
         if ema is None or last or (epoch + 1) % max(1, cfg.get("eval_raw_every", 1)) == 0:
@@ -416,8 +437,8 @@ def main(argv=None):
             f.write(json.dumps(rec) + "\n")
         print(
             f"[train] epoch {epoch + 1}: train loss {rec['train_loss']:.4f} acc {rec['train_acc']:.4f} | "
-            f"val loss {vl:.4f} acc {va:.4f} | ema loss {el:.4f} acc {ea:.4f} | {rec['img_per_s']:.0f} img/s, "
-            f"{rec['epoch_time']:.0f}s",
+            f"val loss {vl:.4f} acc {va:.4f} | ema loss {el:.4f} acc {ea:.4f} | "
+            f"{rec['img_per_s']:.0f} img/s, {rec['epoch_time']:.0f}s",
             flush=True,
         )
 
