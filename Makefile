@@ -43,7 +43,7 @@ train: setup  ## train a model (CONFIG=..., see training/configs/)
 	$(PY) -m training.train --config $(CONFIG)
 
 evaluate: setup  ## evaluate the shipped model on PublicTest (with and without TTA)
-	$(PY) -m training.evaluate --data $(DATA) --split PublicTest --json
+	$(PY) -m training.evaluate --data $(DATA) --split PublicTest --ferplus --json
 	$(PY) -m training.evaluate --data $(DATA) --split PublicTest --tta --json
 
 onnx: setup  ## ONNX + int8 ONNX exports of the shipped model, with size/accuracy/speed report

@@ -179,6 +179,37 @@ def ferplus_not_face(ferplus_csv, n_rows):
     return nf
 
 
+# FER+ vote columns -> index into LABELS (contempt, unknown and NF have no FER-2013 class)
+FERPLUS_TO_LABEL = {
+    "anger": 0,
+    "disgust": 1,
+    "fear": 2,
+    "happiness": 3,
+    "sadness": 4,
+    "surprise": 5,
+    "neutral": 6,
+}
+
+
+def ferplus_majority(ferplus_csv, n_rows):
+    """Per source row, the FER+ majority vote as an index into LABELS, or -1 where there is none: the top
+    vote is tied, or is contempt / unknown / not-a-face. Rows are aligned by position."""
+    out = np.full(n_rows, -1, np.int64)
+    with open(ferplus_csv, newline="") as f:
+        reader = csv.reader(f)
+        header = next(reader)
+        vote_cols = [i for i, h in enumerate(header) if h not in ("Usage", "Image name")]
+        names = [header[i] for i in vote_cols]
+        for i, rec in enumerate(reader):
+            if i >= n_rows:
+                break
+            votes = np.array([int(rec[j] or 0) for j in vote_cols])
+            top = int(votes.argmax())
+            if votes.sum() and (votes == votes[top]).sum() == 1 and names[top] in FERPLUS_TO_LABEL:
+                out[i] = FERPLUS_TO_LABEL[names[top]]
+    return out
+
+
 def drop_not_faces(d, ferplus_csv=None, splits=("Training",), verbose=True):
     """Remove FER+ 'not a face' rows of the given splits (default Training only, so the validation figure
     stays comparable with the literature); counts per split are added to the report."""

@@ -5,6 +5,8 @@
 Without --model the shipped model (models/fer_vgg.pt + .json) is used. Inference is fp32 unless --bf16.
 --tta averages logits over the image and its mirror, each at 5 positions (centre and +-2 px shifts).
 --occlude F erases one random square covering fraction F of every image (robustness probe, fixed seed).
+--ferplus also scores the predictions against the FER+ majority vote (10 annotators per face), on the faces
+whose majority is one of the 7 classes.
 --fit-temperature fits a softmax temperature on a random half of the split and reports ECE on the other
 half and on all rows (never fit anything on PrivateTest for model selection).
 """
@@ -12,6 +14,7 @@ half and on all rows (never fit anything on PrivateTest for model selection).
 import argparse
 import json
 import sys
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -59,6 +62,22 @@ def load_split(data_path, split, limit=None):
     return x, y, d.report
 
 
+def ferplus_report(pred, data_path, split, limit=None):
+    """Accuracy of `pred` (the split's rows in order) against the FER+ majority, where there is one; and how
+    often the FER-2013 label itself agrees with that majority (the ceiling-like reference)."""
+    d = D.load_fer(data_path, verbose=False)
+    in_split = d.usage == D.USAGES.index(split)
+    rows, labels = d.rows[in_split][:limit], d.labels[in_split][:limit]
+    votes_csv = Path(d.report["source"]).parent / "ferplus_training_publictest.csv"
+    major = D.ferplus_majority(votes_csv, int(rows.max()) + 1)[rows]
+    keep = major >= 0
+    return {
+        "n": int(keep.sum()),
+        "accuracy": float((pred[keep] == major[keep]).mean()),
+        "fer2013_label_agreement": float((labels[keep] == major[keep]).mean()),
+    }
+
+
 def calibration_report(logits, y, seed=0):
     """Fit T on a random half (A), report ECE/NLL on the other half (B) and on all rows, before and after."""
     idx = np.random.default_rng(seed).permutation(len(y))
@@ -86,6 +105,7 @@ def main(argv=None):
     ap.add_argument("--occlude", type=float, default=0.0, help="fraction of each image to erase (e.g. 0.25)")
     ap.add_argument("--temperature", type=float, default=None, help="override the model's temperature")
     ap.add_argument("--fit-temperature", action="store_true")
+    ap.add_argument("--ferplus", action="store_true", help="also score against the FER+ majority vote")
     ap.add_argument("--bf16", action="store_true")
     ap.add_argument("--limit", type=int, default=None, help="only the first N rows of the split")
     ap.add_argument("--threads", type=int, default=1)
@@ -120,6 +140,8 @@ def main(argv=None):
     res.update(M.summarize(probs, y, meta["labels"]))
     if a.fit_temperature:
         res["calibration"] = calibration_report(logits, y)
+    if a.ferplus:
+        res["ferplus_majority"] = ferplus_report(probs.argmax(1), a.data, a.split, a.limit)
     if a.json:
         print(json.dumps(res))
     else:

@@ -83,35 +83,24 @@ class FERModel(nn.Module):
 
 # ----------------------------------------------------------------------------------------------------
 # VGG19 as in the seed paper: 16 conv3x3 (stride 1, pad 1) + ReLU, 5 max-pools, GAP to 512, 3 FC + 2 dropout.
+# `width` and `init` serve the short-schedule reproductions (docs/EXPERIMENTS.md); defaults are the paper's.
 
 
 @register_model("vgg19_seed")
 class VGG19Seed(FERModel):
-    CFG = [
-        64,
-        64,
-        "M",
-        128,
-        128,
-        "M",
-        256,
-        256,
-        256,
-        256,
-        "M",
-        512,
-        512,
-        512,
-        512,
-        "M",
-        512,
-        512,
-        512,
-        512,
-        "M",
-    ]
+    # channels of the paper's VGG19 ("M" = 2x2 max-pool); `width` scales them (64 = the paper's)
+    CFG = [64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M"] + [512, 512, 512, 512, "M"] * 2
 
-    def __init__(self, hidden=4096, dropout=0.5, num_classes=NUM_CLASSES, in_chans=1, kernel_size=3):
+    def __init__(
+        self,
+        hidden=4096,
+        dropout=0.5,
+        num_classes=NUM_CLASSES,
+        in_chans=1,
+        kernel_size=3,
+        width=64,
+        init="default",
+    ):
         super().__init__()
         # kernel_size 3 (the paper's) or 2 (its Table 6 ablation). Every conv keeps the spatial size:
         # padding k//2 for odd k; for even k padding="same", where PyTorch pads the extra pixel on the
@@ -122,11 +111,12 @@ class VGG19Seed(FERModel):
             if v == "M":
                 layers.append(nn.MaxPool2d(2))  # 48 -> 24 -> 12 -> 6 -> 3 -> 1
             else:
+                v = v * width // 64
                 layers += [nn.Conv2d(c, v, kernel_size, 1, pad), nn.ReLU(inplace=True)]
                 c = v
         self.features = nn.Sequential(*layers)
         self.classifier = nn.Sequential(
-            nn.Linear(512, hidden),
+            nn.Linear(c, hidden),
             nn.ReLU(inplace=True),
             nn.Dropout(dropout),
             nn.Linear(hidden, hidden),
@@ -134,7 +124,16 @@ class VGG19Seed(FERModel):
             nn.Dropout(dropout),
             nn.Linear(hidden, num_classes),
         )
-        self.embed_dim = 512
+        self.embed_dim = c
+        if init == "kaiming":
+            # He et al. 2015: keeps activations from vanishing through 16 plain ReLU convolutions, which
+            # PyTorch's default (kaiming_uniform with a=sqrt(5), ~1/3 the variance) does not.
+            for m in self.modules():
+                if isinstance(m, (nn.Conv2d, nn.Linear)) and m is not self.classifier[-1]:
+                    nn.init.kaiming_normal_(m.weight, mode="fan_in", nonlinearity="relu")
+                    nn.init.zeros_(m.bias)
+        elif init != "default":
+            raise ValueError(f"init must be 'default' or 'kaiming', not {init!r}")
 
     def forward_features(self, x):
         return F.adaptive_avg_pool2d(self.features(x), 1).flatten(1)

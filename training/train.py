@@ -3,7 +3,8 @@
     python -m training.train --config training/configs/fer_vgg.json [--resume] [--epochs N] [--threads 1]
 
 Recipe (seed paper defaults): SGD momentum 0.9, lr 0.01, wd 1e-4, batch 128; plus linear warm-up then
-cosine decay, label smoothing, weight EMA, batch-level augmentation, optional mixup/cutmix and Island loss.
+cosine decay, label smoothing, weight EMA, batch-level augmentation, optional mixup/cutmix and Island loss,
+optional distillation towards an ensemble's soft targets (`teacher`, `kd_weight`; training/ensemble.py).
 CPU speed: bf16 autocast (AMX on recent Xeons) and channels_last memory format.
 
 Run dir (runs/<name>/): metrics.jsonl (one line per epoch), checkpoints/{last,best}.pt (gitignored),
@@ -56,8 +57,11 @@ DEFAULTS = dict(
     drop_not_face=False,
     train_limit=None,  # train on N random Training rows (drawn with `seed`); PublicTest stays whole
     init=None,  # path to a state dict to start from (a warm restart of an earlier run's weights)
+    teacher=None,  # .npz of soft targets by source row (python -m training.ensemble --targets ...)
+    kd_weight=0.0,  # target = (1 - kd_weight) * smoothed label + kd_weight * teacher probabilities
     seed=1337,
     eval_batch=512,
+    eval_raw_every=1,  # with EMA, evaluate the raw weights only every N epochs (and at the end)
     bf16=True,
     channels_last=True,
 )
@@ -120,6 +124,21 @@ def make_optimizer(cfg, groups):
     if cfg["optimizer"] == "adam":
         return torch.optim.Adam(groups, lr=cfg["lr"])
     raise ValueError(f"unknown optimizer {cfg['optimizer']!r}; use 'sgd' or 'adam'")
+
+
+def load_teacher(path, rows):
+    """Teacher probabilities (N, 7) for training faces with these source rows, from an ensemble .npz."""
+    if not path:
+        raise SystemExit("kd_weight > 0 needs a teacher (.npz from `python -m training.ensemble --targets`)")
+    t = np.load(REPO_ROOT / path)
+    order = np.argsort(t["rows"])
+    pos = np.searchsorted(t["rows"], rows, sorter=order).clip(0, len(order) - 1)
+    found = t["rows"][order[pos]] == rows
+    if not found.all():
+        missing = int((~found).sum())
+        raise SystemExit(f"teacher {path} has no targets for {missing} of {len(rows)} training faces")
+    print(f"[train] distilling towards {path} ({len(rows)} faces)")
+    return torch.from_numpy(t["probs"][order[pos]]).float()
 
 
 def lr_at(step, warmup, base, min_frac, progress):
@@ -246,12 +265,15 @@ def main(argv=None):
     if cfg["drop_not_face"]:
         d = D.drop_not_faces(d)
     xtr, ytr = d.split("Training")
+    rtr = d.rows[d.usage == D.USAGES.index("Training")]
     xva, yva = d.split("PublicTest")
     if a.limit:
-        xtr, ytr, xva, yva = xtr[: a.limit], ytr[: a.limit], xva[: a.limit], yva[: a.limit]
+        xtr, ytr, rtr = xtr[: a.limit], ytr[: a.limit], rtr[: a.limit]
+        xva, yva = xva[: a.limit], yva[: a.limit]
     if cfg["train_limit"] and cfg["train_limit"] < len(ytr):
         keep = np.sort(np.random.default_rng(cfg["seed"]).choice(len(ytr), cfg["train_limit"], replace=False))
-        xtr, ytr = xtr[keep], ytr[keep]
+        xtr, ytr, rtr = xtr[keep], ytr[keep], rtr[keep]
+    teacher = load_teacher(cfg["teacher"], rtr) if cfg["kd_weight"] > 0 else None
     mean, std = D.norm_stats(xtr)
     print(f"[train] train {len(ytr)}, val {len(yva)}, mean {mean:.4f} std {std:.4f}")
     xtr = torch.from_numpy(xtr).unsqueeze(1)  # uint8 B,1,48,48
@@ -363,12 +385,13 @@ def main(argv=None):
             yb = ytr[idx]
             xb = augment(xb, aug_cfg, g)
             xb = (xb - mean) / std
-            target = F.one_hot(yb, 7).float()
+            ls = cfg["label_smoothing"]
+            target = F.one_hot(yb, 7).float() * (1 - ls) + ls / 7
+            if teacher is not None:
+                target = (1 - cfg["kd_weight"]) * target + cfg["kd_weight"] * teacher[idx]
             mixed = cfg["mix_prob"] > 0 and torch.rand(1, generator=g).item() < cfg["mix_prob"]
             if mixed:
                 xb, target = mixup_cutmix(xb, target, cfg["mixup"], cfg["cutmix"], g)
-            ls = cfg["label_smoothing"]
-            target = target * (1 - ls) + ls / 7
             xb = xb.contiguous(memory_format=mf)
             prog = progress()
             if prog >= 1.0 and step >= warmup:
@@ -403,7 +426,7 @@ def main(argv=None):
         # the best. Raw evaluation is skippable: on a busy CPU each pass costs a noticeable share of an epoch.
         t_eval = time.time()
         last = done or progress() >= 1.0 or epoch == cfg["epochs"] - 1
-        if ema is None or last or (epoch + 1) % max(1, cfg.get("eval_raw_every", 1)) == 0:
+        if ema is None or last or (epoch + 1) % max(1, cfg["eval_raw_every"]) == 0:
             vl, va = evaluate_logits(
                 predict(model, xva_n, cfg["eval_batch"], cfg["bf16"], cfg["channels_last"]), yva
             )

@@ -69,6 +69,29 @@ def test_loader_cleans_planted_bad_rows(tmp_path, gz):
     assert len(list((tmp_path / "cache").glob("*/images.npy"))) == 1
 
 
+def test_ferplus_majority_maps_votes_to_labels_and_skips_ties_and_non_emotions(tmp_path):
+    votes = tmp_path / "ferplus.csv"
+    votes.write_text(
+        "Usage,Image name,neutral,happiness,surprise,sadness,anger,disgust,fear,contempt,unknown,NF\n"
+        "Training,a.png,1,0,0,0,8,0,1,0,0,0\n"  # anger
+        "Training,b.png,0,5,0,0,0,0,0,0,0,5\n"  # tie: no majority
+        "Training,c.png,0,0,0,0,0,0,0,7,3,0\n"  # contempt: no FER-2013 class
+        "Training,d.png,6,0,0,4,0,0,0,0,0,0\n"  # neutral
+        "PublicTest,e.png,0,0,0,0,0,0,0,0,0,0\n"  # no votes at all
+        "PublicTest,f.png,0,0,0,0,0,9,1,0,0,0\n"  # disgust
+    )
+    major = D.ferplus_majority(votes, 6)
+    assert [D.LABELS[k] if k >= 0 else None for k in major] == [
+        "angry",
+        None,
+        None,
+        "neutral",
+        None,
+        "disgust",
+    ]
+    assert list(D.ferplus_majority(votes, 2)) == [0, -1]  # aligned by position, first n rows only
+
+
 def test_normalize_contract():
     x = np.array([[[0, 255]]], np.uint8).repeat(48, 1).repeat(24, 2)
     out = D.normalize(x, 0.5, 0.25)

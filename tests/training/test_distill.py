@@ -1,0 +1,94 @@
+"""Ensembles and distillation: the ensemble's logits and soft targets (training/ensemble.py), and a real
+trainer run that follows a teacher's targets instead of the labels (train.py `teacher`, `kd_weight`)."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from training import ensemble as E
+from training import train
+from training.evaluate import logits_for
+from training.models import create_model, load_shipped_model
+
+torch.set_num_threads(1)
+TINY = {"width": 4, "depths": [1, 1, 1, 1], "hidden": 16, "dropout": 0.0}
+
+
+def _csv(tmp_path, n_train=64, n_val=21):
+    rng = np.random.default_rng(0)
+    rows = ["emotion,pixels,Usage"]
+    for usage, n in (("Training", n_train), ("PublicTest", n_val)):
+        rows += [f"{i % 7},{' '.join(map(str, rng.integers(0, 256, 2304)))},{usage}" for i in range(n)]
+    path = tmp_path / "tiny.csv"
+    path.write_text("\n".join(rows) + "\n")
+    return path
+
+
+def _saved_model(path, seed, mean=0.5, std=0.25):
+    torch.manual_seed(seed)
+    model = create_model("fer_vgg", verbose=False, **TINY).eval()
+    meta = dict(arch="fer_vgg", model_cfg=TINY, mean=mean, std=std, labels=list("abcdefg"), temperature=1.0)
+    train.save_weights(path, model, meta)
+    return path
+
+
+def test_ensemble_averages_member_logits_and_writes_aligned_targets(tmp_path):
+    csv = _csv(tmp_path)
+    a = _saved_model(tmp_path / "a.pt", 0)
+    b = _saved_model(tmp_path / "b.pt", 1, mean=0.4, std=0.3)  # each member keeps its own normalisation
+    out = tmp_path / "teacher" / "targets.npz"
+    report = E.main(
+        ["--weights", str(a), str(b), "--data", str(csv), "--targets", str(out), "--tta", "--tta-targets"]
+    )
+
+    assert set(report["members"]) == {str(a), str(b)} and report["n"] == 21
+    assert {"ensemble_accuracy", "ensemble_accuracy_tta"} <= set(report)
+    t = np.load(out)
+    assert list(t["rows"]) == list(range(64))  # Training rows of the CSV, by data-row index
+    assert t["probs"].shape == (64, 7) and np.allclose(t["probs"].sum(1), 1, atol=1e-5)
+
+    from training import data as D
+
+    x = D.parse_csv(csv).split("Training")[0]
+    members = [load_shipped_model(p) for p in (a, b)]
+    by_hand = [
+        logits_for(m, torch.from_numpy(D.normalize(x, mt["mean"], mt["std"])), tta=True) for m, mt in members
+    ]
+    expected = torch.stack(by_hand).mean(0).softmax(1).numpy()
+    assert np.allclose(t["probs"], expected, atol=1e-5)
+
+
+def _train(tmp_path, csv, *settings):
+    run = tmp_path / "run"
+    args = ["--data", str(csv), "--cache-dir", "none", "--run-dir", str(run), "--no-progress", "--no-plots"]
+    args += ["--set", f"model_cfg={json.dumps(TINY)}", "epochs=6", "batch_size=16", "lr=0.05"]
+    args += ["ema_decay=0", "label_smoothing=0", "warmup_epochs=0", 'aug={"erase_p": 0}', *settings]
+    train.main(args)
+    return load_shipped_model(run / "best.pt")
+
+
+def test_distillation_follows_the_teacher_not_the_labels(tmp_path):
+    """A teacher that calls every face 'happy' (labels are spread over all 7 classes): with kd_weight 1 the
+    trained model answers 'happy' for nearly every face; the teacher's targets really are what it learns."""
+    csv = _csv(tmp_path)
+    teacher = tmp_path / "happy.npz"
+    np.savez(teacher, rows=np.arange(64)[::-1], probs=np.tile(np.eye(7, dtype=np.float32)[3], (64, 1)))
+    model, meta = _train(tmp_path, csv, f'teacher="{teacher}"', "kd_weight=1.0")
+
+    from training import data as D
+
+    x = D.parse_csv(csv).split("PublicTest")[0]
+    pred = logits_for(model, torch.from_numpy(D.normalize(x, meta["mean"], meta["std"]))).argmax(1)
+    assert (pred == 3).float().mean() > 0.9, pred
+
+
+def test_distillation_refuses_a_teacher_without_every_face(tmp_path):
+    csv = _csv(tmp_path)
+    teacher = tmp_path / "partial.npz"
+    np.savez(teacher, rows=np.arange(60), probs=np.full((60, 7), 1 / 7, dtype=np.float32))
+    with pytest.raises(SystemExit, match="no targets for 4 of 64"):
+        _train(tmp_path, csv, f'teacher="{teacher}"', "kd_weight=0.5")
+    with pytest.raises(SystemExit, match="needs a teacher"):
+        _train(tmp_path, csv, "kd_weight=0.5")

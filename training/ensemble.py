@@ -1,0 +1,82 @@
+"""Logit ensemble of trained models, and its soft targets for distillation.
+
+    python -m training.ensemble --weights runs/a/best.pt runs/b/best.pt models/fer_vgg.pt --tta \
+        [--targets runs/teacher/targets.npz] [--threads 2]
+
+Members may differ in architecture; each is fed with its own normalisation (from its .json sidecar). The
+ensemble averages the members' logits (the TTA views of each member first, with --tta). Prints one JSON
+object: PublicTest accuracy of every member and of the ensemble, plain and, with --tta, test-time augmented.
+
+--targets writes the ensemble's probabilities for every Training face (test-time augmented only with
+--tta-targets: ten views of 28.5k faces per member is slow on a CPU) as
+an .npz of `rows` (the face's data-row index in the source CSV, the key train.py aligns by) and `probs`
+(float32, N x 7). A training config's `"teacher": PATH` with `"kd_weight": a` then trains a single model
+towards (1 - a) * label + a * probs: knowledge distillation of the ensemble into one model of any size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from training import data as D
+from training.evaluate import logits_for
+from training.models import load_shipped_model
+
+
+def ensemble_logits(members, images_uint8, tta=False):
+    """Mean logits (N, 7) of (model, meta) members over uint8 faces (N, 48, 48); also each member's."""
+    per_member = []
+    for model, meta in members:
+        x = torch.from_numpy(D.normalize(images_uint8, meta["mean"], meta["std"]))
+        per_member.append(logits_for(model, x, tta=tta))
+    return torch.stack(per_member).mean(0), per_member
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--weights", nargs="+", required=True, help="best.pt files (each with a .json sidecar)")
+    ap.add_argument("--data", default=None)
+    ap.add_argument("--tta", action="store_true")
+    ap.add_argument("--targets", default=None, help="write soft targets for the Training faces here (.npz)")
+    ap.add_argument("--tta-targets", action="store_true", help="test-time augment the targets too")
+    ap.add_argument("--threads", type=int, default=1)
+    a = ap.parse_args(argv)
+    torch.set_num_threads(a.threads)
+
+    members = [load_shipped_model(w) for w in a.weights]
+    d = D.load_fer(a.data, verbose=False)
+    x_val, y_val = d.split("PublicTest")
+
+    report = {"split": "PublicTest", "n": int(len(y_val)), "members": {w: {} for w in a.weights}}
+    for tta in (False, True) if a.tta else (False,):
+        suffix = "_tta" if tta else ""
+        mean, per_member = ensemble_logits(members, x_val, tta)
+        for w, lg in zip(a.weights, per_member, strict=True):
+            report["members"][w][f"accuracy{suffix}"] = float((lg.argmax(1).numpy() == y_val).mean())
+        report[f"ensemble_accuracy{suffix}"] = float((mean.argmax(1).numpy() == y_val).mean())
+
+    if a.targets:
+        train = d.usage == D.USAGES.index("Training")
+        mean, _ = ensemble_logits(members, d.images[train], a.tta_targets)
+        probs = mean.softmax(1).numpy().astype(np.float32)
+        out = Path(a.targets)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        np.savez_compressed(out, rows=d.rows[train], probs=probs)
+        agree = float((probs.argmax(1) == d.labels[train]).mean())
+        report["targets"] = {
+            "path": str(out),
+            "n": int(train.sum()),
+            "tta": a.tta_targets,
+            "label_agreement": agree,
+        }
+    print(json.dumps(report, indent=1))
+    return report
+
+
+if __name__ == "__main__":
+    main()
