@@ -44,8 +44,11 @@ class FERData:
     rows: np.ndarray  # int64 (N,) 0-based data-row index in the source CSV (for FER+ alignment)
     report: dict = field(default_factory=dict)
 
+    def mask(self, name):
+        return self.usage == USAGES.index(name)
+
     def split(self, name):
-        m = self.usage == USAGES.index(name)
+        m = self.mask(name)
         return self.images[m], self.labels[m]
 
     def subset(self, mask):
@@ -160,23 +163,32 @@ def load_fer(path=None, cache_dir=DEFAULT_CACHE, verbose=True):
     return d
 
 
+def ferplus_votes(ferplus_csv, n_rows):
+    """The FER+ vote columns' names and an int array (n_rows, 10) of votes; rows aligned by position."""
+    with open(ferplus_csv, newline="") as f:
+        reader = csv.reader(f)
+        header = next(reader)
+        vote_cols = [i for i, h in enumerate(header) if h not in ("Usage", "Image name")]
+        votes = np.zeros((n_rows, len(vote_cols)), np.int64)
+        for i, rec in enumerate(reader):
+            if i >= n_rows:
+                break
+            votes[i] = [int(rec[j] or 0) for j in vote_cols]
+    return [header[i] for i in vote_cols], votes
+
+
+def ferplus_csv_beside(d):
+    """The FER+ votes file that sits beside the CSV `d` was read from."""
+    return Path(d.report["source"]).parent / "ferplus_training_publictest.csv"
+
+
 def ferplus_not_face(ferplus_csv, n_rows):
     """Boolean mask over source rows: True where the FER+ majority vote is NF (not a face).
 
     "Majority" = NF gets more than half of all votes for that image. Rows are aligned by position.
     """
-    nf = np.zeros(n_rows, bool)
-    with open(ferplus_csv, newline="") as f:
-        reader = csv.reader(f)
-        header = next(reader)
-        vote_cols = [i for i, h in enumerate(header) if h not in ("Usage", "Image name")]
-        inf = header.index("NF")
-        for i, rec in enumerate(reader):
-            if i >= n_rows:
-                break
-            votes = np.array([int(rec[j] or 0) for j in vote_cols])
-            nf[i] = votes[vote_cols.index(inf)] * 2 > votes.sum()
-    return nf
+    names, votes = ferplus_votes(ferplus_csv, n_rows)
+    return votes[:, names.index("NF")] * 2 > votes.sum(1)
 
 
 # FER+ vote columns -> index into LABELS (contempt, unknown and NF have no FER-2013 class)
@@ -194,26 +206,17 @@ FERPLUS_TO_LABEL = {
 def ferplus_majority(ferplus_csv, n_rows):
     """Per source row, the FER+ majority vote as an index into LABELS, or -1 where there is none: the top
     vote is tied, or is contempt / unknown / not-a-face. Rows are aligned by position."""
-    out = np.full(n_rows, -1, np.int64)
-    with open(ferplus_csv, newline="") as f:
-        reader = csv.reader(f)
-        header = next(reader)
-        vote_cols = [i for i, h in enumerate(header) if h not in ("Usage", "Image name")]
-        names = [header[i] for i in vote_cols]
-        for i, rec in enumerate(reader):
-            if i >= n_rows:
-                break
-            votes = np.array([int(rec[j] or 0) for j in vote_cols])
-            top = int(votes.argmax())
-            if votes.sum() and (votes == votes[top]).sum() == 1 and names[top] in FERPLUS_TO_LABEL:
-                out[i] = FERPLUS_TO_LABEL[names[top]]
-    return out
+    names, votes = ferplus_votes(ferplus_csv, n_rows)
+    to_label = np.array([FERPLUS_TO_LABEL.get(n, -1) for n in names])
+    top = votes.argmax(1)
+    unique_top = (votes == votes.max(1, keepdims=True)).sum(1) == 1
+    return np.where(unique_top & (votes.sum(1) > 0), to_label[top], -1)
 
 
 def drop_not_faces(d, ferplus_csv=None, splits=("Training",), verbose=True):
     """Remove FER+ 'not a face' rows of the given splits (default Training only, so the validation figure
     stays comparable with the literature); counts per split are added to the report."""
-    ferplus_csv = ferplus_csv or Path(d.report["source"]).parent / "ferplus_training_publictest.csv"
+    ferplus_csv = ferplus_csv or ferplus_csv_beside(d)
     nf_rows = ferplus_not_face(ferplus_csv, int(d.rows.max()) + 1)
     is_nf = nf_rows[d.rows] & np.isin(d.usage, [USAGES.index(u) for u in splits])
     dropped = {u: int((is_nf & (d.usage == k)).sum()) for k, u in enumerate(USAGES)}

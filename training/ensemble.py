@@ -37,6 +37,23 @@ def ensemble_logits(members, images_uint8, tta=False):
     return torch.stack(per_member).mean(0), per_member
 
 
+def accuracy(logits, y):
+    return float((logits.argmax(1).numpy() == y).mean())
+
+
+def accuracy_report(members, names, images_uint8, y, tta=False):
+    """Accuracy of every member and of their logit ensemble on uint8 faces with labels y, plain and (with
+    tta) test-time augmented: {"members": {name: {"accuracy", "accuracy_tta"}}, "ensemble_accuracy", ...}."""
+    report = {"members": {name: {} for name in names}}
+    for views in (False, True) if tta else (False,):
+        suffix = "_tta" if views else ""
+        mean, per_member = ensemble_logits(members, images_uint8, views)
+        for name, logits in zip(names, per_member, strict=True):
+            report["members"][name][f"accuracy{suffix}"] = accuracy(logits, y)
+        report[f"ensemble_accuracy{suffix}"] = accuracy(mean, y)
+    return report
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--weights", nargs="+", required=True, help="best.pt files (each with a .json sidecar)")
@@ -52,16 +69,11 @@ def main(argv=None):
     d = D.load_fer(a.data, verbose=False)
     x_val, y_val = d.split("PublicTest")
 
-    report = {"split": "PublicTest", "n": int(len(y_val)), "members": {w: {} for w in a.weights}}
-    for tta in (False, True) if a.tta else (False,):
-        suffix = "_tta" if tta else ""
-        mean, per_member = ensemble_logits(members, x_val, tta)
-        for w, lg in zip(a.weights, per_member, strict=True):
-            report["members"][w][f"accuracy{suffix}"] = float((lg.argmax(1).numpy() == y_val).mean())
-        report[f"ensemble_accuracy{suffix}"] = float((mean.argmax(1).numpy() == y_val).mean())
+    report = {"split": "PublicTest", "n": int(len(y_val))}
+    report.update(accuracy_report(members, a.weights, x_val, y_val, a.tta))
 
     if a.targets:
-        train = d.usage == D.USAGES.index("Training")
+        train = d.mask("Training")
         mean, _ = ensemble_logits(members, d.images[train], a.tta_targets)
         probs = mean.softmax(1).numpy().astype(np.float32)
         out = Path(a.targets)

@@ -14,7 +14,6 @@ half and on all rows (never fit anything on PrivateTest for model selection).
 import argparse
 import json
 import sys
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -55,21 +54,19 @@ def logits_for(model, x, batch=256, bf16=False, tta=False):
 
 
 def load_split(data_path, split, limit=None):
+    """(images, labels) of one split (its first `limit` rows) and the whole FERData they came from."""
     d = D.load_fer(data_path, verbose=False)
     x, y = d.split(split)
     if limit:
         x, y = x[:limit], y[:limit]
-    return x, y, d.report
+    return x, y, d
 
 
-def ferplus_report(pred, data_path, split, limit=None):
-    """Accuracy of `pred` (the split's rows in order) against the FER+ majority, where there is one; and how
-    often the FER-2013 label itself agrees with that majority (the ceiling-like reference)."""
-    d = D.load_fer(data_path, verbose=False)
-    in_split = d.usage == D.USAGES.index(split)
-    rows, labels = d.rows[in_split][:limit], d.labels[in_split][:limit]
-    votes_csv = Path(d.report["source"]).parent / "ferplus_training_publictest.csv"
-    major = D.ferplus_majority(votes_csv, int(rows.max()) + 1)[rows]
+def ferplus_report(pred, d, split, limit=None):
+    """Accuracy of `pred` (the split's first rows, in order) against the FER+ majority, where there is one;
+    and how often the FER-2013 label itself agrees with that majority."""
+    rows, labels = d.rows[d.mask(split)][:limit], d.labels[d.mask(split)][:limit]
+    major = D.ferplus_majority(D.ferplus_csv_beside(d), int(rows.max()) + 1)[rows]
     keep = major >= 0
     return {
         "n": int(keep.sum()),
@@ -114,7 +111,7 @@ def main(argv=None):
     torch.set_num_threads(a.threads)
 
     model, meta = load_shipped_model(a.model)
-    x8, y, report = load_split(a.data, a.split, a.limit)
+    x8, y, d = load_split(a.data, a.split, a.limit)
     if len(y) == 0:
         sys.exit(f"split {a.split} has no rows in {a.data or D.DEFAULT_DATA}")
     x = torch.from_numpy(x8).float().div_(255).unsqueeze(1)
@@ -135,13 +132,13 @@ def main(argv=None):
         "occlude": a.occlude,
         "bf16": a.bf16,
         "temperature": T,
-        "data_dropped": report.get("dropped"),
+        "data_dropped": d.report.get("dropped"),
     }
     res.update(M.summarize(probs, y, meta["labels"]))
     if a.fit_temperature:
         res["calibration"] = calibration_report(logits, y)
     if a.ferplus:
-        res["ferplus_majority"] = ferplus_report(probs.argmax(1), a.data, a.split, a.limit)
+        res["ferplus_majority"] = ferplus_report(probs.argmax(1), d, a.split, a.limit)
     if a.json:
         print(json.dumps(res))
     else:

@@ -22,6 +22,7 @@ from pathlib import Path
 import torch
 
 from training import data as D
+from training.ensemble import accuracy, accuracy_report
 from training.evaluate import load_split, logits_for
 from training.models import load_shipped_model
 from training.train import save_weights
@@ -66,29 +67,20 @@ def main(argv=None):
     meta = loaded[0][1]
     if any((m["arch"], m["model_cfg"]) != (meta["arch"], meta["model_cfg"]) for _, m in loaded):
         raise SystemExit("all weights must be of the same architecture and configuration")
-    train = D.load_fer(a.data, verbose=False)
-    train = (
-        D.drop_not_faces(train, verbose=False) if meta.get("train_config", {}).get("drop_not_face") else train
-    )
-    x_train = torch.from_numpy(D.normalize(train.split("Training")[0], meta["mean"], meta["std"]))
-    x8, y, _ = load_split(a.data, "PublicTest")
+    x8, y, d = load_split(a.data, "PublicTest")
+    if meta.get("train_config", {}).get("drop_not_face"):  # BatchNorm sees the faces the members trained on
+        d = D.drop_not_faces(d, verbose=False)
+    x_train = torch.from_numpy(D.normalize(d.split("Training")[0], meta["mean"], meta["std"]))
     x = torch.from_numpy(D.normalize(x8, meta["mean"], meta["std"]))
 
     soup_model, _ = load_shipped_model(a.weights[0])
     soup_model.load_state_dict(average_weights(models))
     recalibrate_batchnorm(soup_model, x_train)
 
-    def accuracy(logits):
-        return float((logits.argmax(1).numpy() == y).mean())
-
     report = {"n": int(len(y)), "split": "PublicTest"}
+    report.update(accuracy_report(loaded, a.weights, x8, y, a.tta))
     for tta in (False, True) if a.tta else (False,):
-        suffix = "_tta" if tta else ""
-        member_logits = [logits_for(m, x, tta=tta) for m in models]
-        for w, lg in zip(a.weights, member_logits, strict=True):
-            report.setdefault("members", {}).setdefault(w, {})[f"accuracy{suffix}"] = accuracy(lg)
-        report[f"ensemble_accuracy{suffix}"] = accuracy(torch.stack(member_logits).mean(0))
-        report[f"soup_accuracy{suffix}"] = accuracy(logits_for(soup_model, x, tta=tta))
+        report[f"soup_accuracy{'_tta' if tta else ''}"] = accuracy(logits_for(soup_model, x, tta=tta), y)
     if a.out:
         out = Path(a.out)
         out.parent.mkdir(parents=True, exist_ok=True)

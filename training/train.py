@@ -131,14 +131,14 @@ def load_teacher(path, rows):
     if not path:
         raise SystemExit("kd_weight > 0 needs a teacher (.npz from `python -m training.ensemble --targets`)")
     t = np.load(REPO_ROOT / path)
-    order = np.argsort(t["rows"])
-    pos = np.searchsorted(t["rows"], rows, sorter=order).clip(0, len(order) - 1)
-    found = t["rows"][order[pos]] == rows
-    if not found.all():
-        missing = int((~found).sum())
+    where = np.full(max(t["rows"].max(), rows.max()) + 1, -1)  # source row -> position in the .npz
+    where[t["rows"]] = np.arange(len(t["rows"]))
+    pos = where[rows]
+    if (pos < 0).any():
+        missing = int((pos < 0).sum())
         raise SystemExit(f"teacher {path} has no targets for {missing} of {len(rows)} training faces")
     print(f"[train] distilling towards {path} ({len(rows)} faces)")
-    return torch.from_numpy(t["probs"][order[pos]]).float()
+    return torch.from_numpy(t["probs"][pos]).float()
 
 
 def lr_at(step, warmup, base, min_frac, progress):
@@ -265,7 +265,7 @@ def main(argv=None):
     if cfg["drop_not_face"]:
         d = D.drop_not_faces(d)
     xtr, ytr = d.split("Training")
-    rtr = d.rows[d.usage == D.USAGES.index("Training")]
+    rtr = d.rows[d.mask("Training")]
     xva, yva = d.split("PublicTest")
     if a.limit:
         xtr, ytr, rtr = xtr[: a.limit], ytr[: a.limit], rtr[: a.limit]
