@@ -213,6 +213,18 @@ def ferplus_majority(ferplus_csv, n_rows):
     return np.where(unique_top & (votes.sum(1) > 0), to_label[top], -1)
 
 
+def ferplus_distribution(ferplus_csv, n_rows):
+    """Per source row, the FER+ annotators' votes over the 7 LABELS as a distribution (float32, n_rows x 7);
+    all zeros where no annotator chose one of the 7 (contempt / unknown / not-a-face only). Rows are aligned
+    by position."""
+    names, votes = ferplus_votes(ferplus_csv, n_rows)
+    seven = np.zeros((n_rows, len(LABELS)), np.float32)
+    for name, label in FERPLUS_TO_LABEL.items():
+        seven[:, label] = votes[:, names.index(name)]
+    total = seven.sum(1, keepdims=True)
+    return np.divide(seven, total, out=np.zeros_like(seven), where=total > 0)
+
+
 def drop_not_faces(d, ferplus_csv=None, splits=("Training",), verbose=True):
     """Remove FER+ 'not a face' rows of the given splits (default Training only, so the validation figure
     stays comparable with the literature); counts per split are added to the report."""

@@ -3,6 +3,7 @@
     python -m training.evaluate --data PATH --split PublicTest [--model models/fer_vgg.pt] [--tta] --json
 
 Without --model the shipped model (models/fer_vgg.pt + .json) is used. Inference is fp32 unless --bf16.
+--onnx FILE scores an ONNX export of that model (e.g. models/fer_vgg.int8.onnx) under ONNX Runtime instead.
 --tta averages logits over the image and its mirror, each at 5 positions (centre and +-2 px shifts).
 --occlude F erases one random square covering fraction F of every image (robustness probe, fixed seed).
 --ferplus also scores the predictions against the FER+ majority vote (10 annotators per face), on the faces
@@ -98,6 +99,9 @@ def main(argv=None):
     ap.add_argument("--data", default=None)
     ap.add_argument("--split", default="PublicTest", choices=D.USAGES)
     ap.add_argument("--model", default=None, help="weights .pt with a .json sidecar (default: shipped model)")
+    ap.add_argument(
+        "--onnx", default=None, help="score this ONNX export of --model (fp32 or int8) under ONNX Runtime"
+    )
     ap.add_argument("--tta", action="store_true")
     ap.add_argument("--occlude", type=float, default=0.0, help="fraction of each image to erase (e.g. 0.25)")
     ap.add_argument("--temperature", type=float, default=None, help="override the model's temperature")
@@ -111,6 +115,10 @@ def main(argv=None):
     torch.set_num_threads(a.threads)
 
     model, meta = load_shipped_model(a.model)
+    if a.onnx:  # normalisation and temperature still come from --model's metadata
+        from training.onnx_export import OnnxModule
+
+        model = OnnxModule(a.onnx, a.threads)
     x8, y, d = load_split(a.data, a.split, a.limit)
     if len(y) == 0:
         sys.exit(f"split {a.split} has no rows in {a.data or D.DEFAULT_DATA}")
@@ -125,7 +133,7 @@ def main(argv=None):
     probs = M.softmax(logits, T)
     res = {
         "split": a.split,
-        "model": str(a.model or "models/fer_vgg.pt"),
+        "model": str(a.onnx or a.model or "models/fer_vgg.pt"),
         "arch": meta["arch"],
         "version": meta.get("version"),
         "tta": a.tta,

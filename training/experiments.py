@@ -20,7 +20,7 @@ import sys
 import time
 from pathlib import Path
 
-from training.train import DEFAULTS, REPO_ROOT
+from training.train import ACCURACY_KEY, DEFAULTS, REPO_ROOT
 
 CONFIGS = REPO_ROOT / "training" / "configs"
 OUT = REPO_ROOT / "runs" / "experiments"
@@ -144,14 +144,14 @@ def arm_result(out, arm):
     if not (d / "arm.json").exists():
         return None
     rec = json.loads((d / "arm.json").read_text())
-    best = json.loads((d / "best.json").read_text())["metrics"]
+    best = json.loads((d / "best.json").read_text())
     hist = [json.loads(line) for line in (d / "metrics.jsonl").read_text().splitlines() if line.strip()]
     cfg = json.loads((d / "config.json").read_text())
     epochs = hist[-1]["step"] / hist[0]["step"]  # in full epochs (a --arm-minutes cap can stop mid-epoch)
     return dict(
         rec,
-        acc=best["PublicTest_accuracy_bf16"],
-        best_epoch=best["epoch"],
+        acc=best["metrics"][ACCURACY_KEY[best["train_config"]["bf16"]]],  # as trained: "auto" resolved
+        best_epoch=best["metrics"]["epoch"],
         epochs=epochs,
         cut=epochs < cfg["epochs"] - 1e-6,
         minutes=sum(h["epoch_time"] for h in hist) / 60,  # training + evaluation, survives resumes
@@ -160,11 +160,17 @@ def arm_result(out, arm):
 
 def report(out=OUT):
     # the schedule the arms really ran (a --set changes it), read back from a finished arm's config
-    done = [out / arm / "config.json" for arm in ARMS if (out / arm / "arm.json").exists()]
-    schedule = {k: json.loads(done[0].read_text())[k] for k in SCHEDULE} if done else SCHEDULE
+    done = [out / arm for arm in ARMS if (out / arm / "arm.json").exists()]
+    schedule, precision = SCHEDULE, "fp32"
+    if done:
+        config = json.loads((done[0] / "config.json").read_text())
+        schedule = {k: config[k] for k in SCHEDULE}
+        trained = json.loads((done[0] / "best.json").read_text())["train_config"]  # "auto" resolved
+        precision = "bf16" if trained["bf16"] else "fp32"
     lines = [
-        f"Schedule: {json.dumps(schedule)}; validation on all 3,589 PublicTest rows. Accuracy is bf16, best "
-        "epoch by PublicTest (1-based); wall minutes = training + evaluation time of the arm.",
+        f"Schedule: {json.dumps(schedule)}; validation on all 3,589 PublicTest rows. Accuracy is "
+        f"{precision}, best epoch by PublicTest (1-based); "
+        "wall minutes = training + evaluation time of the arm.",
         "",
     ]
     for title, rows in TABLES.values():

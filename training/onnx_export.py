@@ -88,6 +88,18 @@ def session(path: Path, threads: int = 1):
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
+class OnnxModule(torch.nn.Module):
+    """An ONNX export behind the torch module interface (float32 (B, 1, 48, 48) -> logits), so that code
+    written for the torch model (evaluation, TTA) scores the exported file as it is."""
+
+    def __init__(self, path, threads: int = 1):
+        super().__init__()
+        self.session = session(Path(path), threads)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.from_numpy(self.session.run(None, {"x": x.numpy()})[0])
+
+
 def onnx_logits(sess, x: np.ndarray, batch: int = 256) -> np.ndarray:
     return np.concatenate([sess.run(None, {"x": x[i : i + batch]})[0] for i in range(0, len(x), batch)])
 

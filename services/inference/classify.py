@@ -1,9 +1,9 @@
-"""Expression classifiers (in-process torch model or TorchServe) and the micro-batcher in front of them.
+"""Expression classifiers (in-process torch or ONNX Runtime, or TorchServe) and the micro-batcher in front.
 
 Every backend takes 48x48 grey uint8 face crops and returns probabilities (N, 7) in FER-2013 order. The
 preprocessing contract is training's (training/data.py `normalize`): x = (pixels / 255 - mean) / std
-with the scalar mean/std from the model's metadata; probabilities = softmax(logits / temperature). Both
-backends run that through services/inference/scoring.py (TorchServe's archive ships the same file).
+with the scalar mean/std from the model's metadata; probabilities = softmax(logits / temperature). Every
+backend runs that through services/inference/scoring.py (TorchServe's archive ships the same file).
 
 The micro-batcher lets concurrent requests share one forward pass: the first crop to arrive opens a batch
 that closes when it holds `max_batch` crops or `max_wait_ms` has passed, whichever comes first; while one
@@ -19,6 +19,7 @@ import io
 import logging
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Protocol
 
 import numpy as np
@@ -102,6 +103,34 @@ class InProcessClassifier:
         rows = len(crops) * (4 if tta else 1)
         bf16 = 0 < self.bf16_min_batch <= rows
         return scoring.probabilities(self.model, crops, card.mean, card.std, card.temperature, tta, bf16)
+
+    def close(self) -> None:
+        pass
+
+
+class OnnxClassifier:
+    """The model's ONNX export (fp32 or int8, training/onnx_export.py) under ONNX Runtime in this process.
+
+    On CPUs without native bf16 (AVX2-only) ONNX Runtime is the fast way to serve: on a 2-core AMD EPYC the
+    int8 file scores a face in 2.0 ms against torch fp32's 5.7 ms (models/MODEL_CARD.md).
+    """
+
+    backend = "onnx"
+
+    def __init__(self, path: str, card: ModelCard, threads: int = 1) -> None:
+        from training.onnx_export import session
+
+        if not Path(path).exists():
+            raise FileNotFoundError(f"ONNX model {path} not found (set INFERENCE_ONNX_PATH)")
+        self.session = session(path, threads)
+        self.card = card
+
+    def _forward(self, batch: torch.Tensor) -> np.ndarray:
+        return self.session.run(None, {"x": batch.numpy()})[0]
+
+    def predict(self, crops: np.ndarray, tta: bool = False) -> np.ndarray:
+        card = self.card
+        return scoring.probabilities_with(self._forward, crops, card.mean, card.std, card.temperature, tta)
 
     def close(self) -> None:
         pass

@@ -121,7 +121,9 @@ def main(argv: list[str] | None = None) -> None:
     analyze.add_argument("--json", action="store_true", help="one JSON line per image")
     analyze.add_argument("--tta", action="store_true", help="test-time augmentation")
     analyze.add_argument("--whole-image", action="store_true", help="treat each image as one face crop")
-    analyze.add_argument("--backend", choices=["inprocess", "torchserve"], help="override INFERENCE_BACKEND")
+    analyze.add_argument(
+        "--backend", choices=["inprocess", "onnx", "torchserve"], help="override INFERENCE_BACKEND"
+    )
     args = parser.parse_args(argv)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     from services.common.logs import configure_logging

@@ -1,4 +1,4 @@
-"""Face crops -> expression probabilities: the one scoring routine both backends run.
+"""Face crops -> expression probabilities: the one scoring routine every backend runs.
 
 Self-contained (numpy and torch only) because the TorchServe model archive ships this file next to its
 handler, so TorchServe scores exactly as the in-process backend does. The preprocessing is training's
@@ -41,14 +41,23 @@ def probabilities(
     tta: bool = False,
     bf16: bool = False,
 ) -> np.ndarray:
-    """float64 (N, 7) probabilities for uint8 crops (N, 48, 48); with TTA, the mean over the variants."""
+    """float64 (N, 7) probabilities of a torch model for uint8 crops (N, 48, 48); see probabilities_with."""
+    device = next(model.parameters()).device  # a GPU under TorchServe on GPU nodes
+
+    def forward(batch: torch.Tensor) -> np.ndarray:
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            return model(batch.to(device)).float().cpu().numpy()
+
+    return probabilities_with(forward, crops, mean, std, temperature, tta)
+
+
+def probabilities_with(forward, crops, mean, std, temperature=1.0, tta=False) -> np.ndarray:
+    """float64 (N, 7) probabilities for uint8 crops (N, 48, 48), where `forward` maps a standardised float32
+    batch (B, 1, 48, 48) to logits (B, 7) as numpy; with TTA, the mean over the variants."""
     if len(crops) == 0:
         return np.zeros((0, 7))
     x = normalise(crops, mean, std)
     variants = tta_variants(x) if tta else [x]
-    device = next(model.parameters()).device  # a GPU under TorchServe on GPU nodes
-    batch = (torch.cat(variants) if tta else x).to(device)
-    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-        logits = model(batch).float().cpu().numpy()
+    logits = forward(torch.cat(variants) if tta else x)
     per_variant = logits.reshape(len(variants), len(crops), -1)
     return np.mean([softmax(v, temperature) for v in per_variant], axis=0)

@@ -29,8 +29,11 @@ class InferenceSettings(ServiceSettings):
     model_path: str = Field(
         "", description="classifier weights (.pt with .json metadata); empty = models/fer_vgg.pt"
     )
-    backend: Literal["inprocess", "torchserve"] = Field(
-        "inprocess", description="where face crops are classified"
+    backend: Literal["inprocess", "onnx", "torchserve"] = Field(
+        "inprocess", description="where face crops are classified: torch or ONNX Runtime here, or TorchServe"
+    )
+    onnx_path: str = Field(
+        "", description="ONNX file of the onnx backend; empty = the int8 file beside the weights (.int8.onnx)"
     )
     torchserve_addr: str = Field("127.0.0.1:7070", description="TorchServe gRPC inference address")
     torchserve_model: str = Field("fer_expression", description="model name registered in TorchServe")
@@ -39,7 +42,9 @@ class InferenceSettings(ServiceSettings):
     )
     torchserve_timeout_s: float = Field(10.0, description="deadline of one TorchServe Predictions call")
     worker_threads: int = Field(2, description="threads that decode, detect and crop (CPU-bound)")
-    torch_threads: int = Field(1, description="torch intra-op threads of the in-process classifier")
+    torch_threads: int = Field(
+        1, description="intra-op threads of the in-process classifier (torch or ONNX Runtime)"
+    )
     bf16: Literal["auto", "on", "off"] = Field(
         "auto",
         description="bf16 autocast for the in-process classifier; auto = if measured faster at startup",
@@ -98,6 +103,7 @@ async def open_engine(settings: InferenceSettings) -> Engine:
         InProcessClassifier,
         MicroBatcher,
         ModelCard,
+        OnnxClassifier,
         TorchServeClassifier,
         bf16_crossover,
     )
@@ -112,12 +118,18 @@ async def open_engine(settings: InferenceSettings) -> Engine:
         raise FileNotFoundError(f"model metadata {meta_path} not found (set INFERENCE_MODEL_PATH)")
     card = ModelCard.from_meta(json.loads(meta_path.read_text()), str(weights))
     loop = asyncio.get_running_loop()
+    served_file = str(weights)
     if settings.backend == "torchserve":
         classifier = TorchServeClassifier(
             settings.torchserve_addr,
             settings.torchserve_model,
             settings.torchserve_timeout_s,
             token=settings.torchserve_token,
+        )
+    elif settings.backend == "onnx":
+        served_file = settings.onnx_path or str(weights.with_suffix(".int8.onnx"))
+        classifier = await loop.run_in_executor(
+            None, OnnxClassifier, served_file, card, max(1, settings.torch_threads)
         )
     else:
         from training.models import load_shipped_model
@@ -154,7 +166,7 @@ async def open_engine(settings: InferenceSettings) -> Engine:
             "model": card.name,
             "version": card.version,
             "backend": classifier.backend,
-            "weights": str(weights),
+            "weights": served_file,
         },
     )
     return Engine(analyzer, card, classifier.backend)

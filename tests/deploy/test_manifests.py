@@ -393,14 +393,14 @@ def test_metrics_ports_are_open_to_monitoring_only(rendered):
     assert metrics <= opened and opened <= metrics | set(range(9150, 9154))
 
 
-def test_dev_runs_one_cpu_replica_of_each_service_with_in_process_inference(rendered):
+def test_dev_runs_one_cpu_replica_of_each_service_with_in_process_onnx_inference(rendered):
     objects = rendered["dev"]
     assert not of_kind(objects, "HorizontalPodAutoscaler")
     assert {d["metadata"]["name"] for d in of_kind(objects, "Deployment")} == set(SERVICES)
     for workload in of_kind(objects, *SERVING_KINDS):
         assert workload["spec"].get("replicas", 1) == 1, name_of(workload)
     inference = env_of(pod_spec(find(objects, "Deployment", "inference"))["containers"][0])
-    assert inference["INFERENCE_BACKEND"]["value"] == "inprocess"
+    assert inference["INFERENCE_BACKEND"]["value"] == "onnx"
     postgres = find(objects, "StatefulSet", "postgres")
     assert postgres["spec"]["volumeClaimTemplates"], "the dev database must survive a pod restart"
 

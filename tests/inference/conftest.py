@@ -105,3 +105,39 @@ def inference(tmp_path_factory, model_weights):
     finally:
         channel.close()
         process.stop()
+
+
+@pytest.fixture(scope="session")
+def crops():
+    """The crops the service makes from real photos: detector boxes, training's crop margin."""
+    import numpy as np
+
+    from services.inference.decode import decode_image
+    from services.inference.detect import HaarFaceDetector, crop_face
+    from services.inference.server import InferenceSettings
+
+    settings = InferenceSettings()
+    detector = HaarFaceDetector()
+    out = []
+    for path in square_photos(16):
+        grey = decode_image(path.read_bytes()).grey
+        out += [crop_face(grey, face, settings.crop_margin, 48) for face in detector.detect(grey)]
+    return np.stack(out)
+
+
+def assert_same_analyses(reference, other, photos, atol):
+    """Two InferenceService stubs find the same faces in these photos and score each alike (within atol)."""
+    import numpy as np
+
+    from emotion.v1 import common_pb2, inference_pb2
+
+    labels = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
+    for path in photos:
+        request = inference_pb2.AnalyzeRequest(image=path.read_bytes(), options=common_pb2.AnalyzeOptions())
+        expected, got = (stub.Analyze(request, timeout=30) for stub in (reference, other))
+        assert len(expected.faces) == len(got.faces) >= 1
+        for a, b in zip(expected.faces, got.faces, strict=True):
+            assert a.box == b.box and a.dominant == b.dominant
+            np.testing.assert_allclose(
+                [getattr(a.scores, k) for k in labels], [getattr(b.scores, k) for k in labels], atol=atol
+            )

@@ -18,9 +18,9 @@ import grpc
 import numpy as np
 import pytest
 
-from emotion.v1 import common_pb2, inference_pb2, inference_pb2_grpc
+from emotion.v1 import inference_pb2, inference_pb2_grpc
 from services.inference.torchserve.build_mar import build
-from tests.inference.conftest import square_photos
+from tests.inference.conftest import assert_same_analyses, square_photos
 from tests.support import REPO_ROOT, ServiceProcess, free_port
 
 pytestmark = [
@@ -29,7 +29,6 @@ pytestmark = [
     pytest.mark.skipif(shutil.which("java") is None, reason="TorchServe needs Java 17"),
 ]
 
-LABELS = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
 MODEL_NAME = "fer_expression"
 
 
@@ -121,22 +120,6 @@ def torchserve(tmp_path_factory, model_weights):
     server.stop()
 
 
-@pytest.fixture(scope="module")
-def crops():
-    """The crops the service makes from real photos: detector boxes, training's crop margin."""
-    from services.inference.decode import decode_image
-    from services.inference.detect import HaarFaceDetector, crop_face
-    from services.inference.server import InferenceSettings
-
-    settings = InferenceSettings()
-    detector = HaarFaceDetector()
-    out = []
-    for path in square_photos(16):
-        grey = decode_image(path.read_bytes()).grey
-        out += [crop_face(grey, face, settings.crop_margin, 48) for face in detector.detect(grey)]
-    return np.stack(out)
-
-
 @pytest.mark.parametrize("tta", [False, True])
 def test_both_backends_score_the_same_crops_alike(torchserve, model_weights, crops, tta):
     from services.inference.classify import InProcessClassifier, ModelCard, TorchServeClassifier
@@ -192,17 +175,7 @@ def test_services_on_either_backend_answer_alike(torchserve, model_weights, tmp_
         info = stubs[1].GetModelInfo(inference_pb2.GetModelInfoRequest(), timeout=10)
         assert info.backend == "torchserve"
         assert stubs[0].GetModelInfo(inference_pb2.GetModelInfoRequest(), timeout=10).version == info.version
-        for path in square_photos(6):
-            request = inference_pb2.AnalyzeRequest(
-                image=path.read_bytes(), options=common_pb2.AnalyzeOptions()
-            )
-            local, remote = (stub.Analyze(request, timeout=30) for stub in stubs)
-            assert len(local.faces) == len(remote.faces) >= 1
-            for a, b in zip(local.faces, remote.faces, strict=True):
-                assert a.box == b.box and a.dominant == b.dominant
-                np.testing.assert_allclose(
-                    [getattr(a.scores, k) for k in LABELS], [getattr(b.scores, k) for k in LABELS], atol=1e-4
-                )
+        assert_same_analyses(stubs[0], stubs[1], square_photos(6), atol=1e-4)
     finally:
         for process in processes:
             process.stop()

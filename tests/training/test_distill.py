@@ -1,5 +1,6 @@
-"""Ensembles and distillation: the ensemble's logits and soft targets (training/ensemble.py), and a real
-trainer run that follows a teacher's targets instead of the labels (train.py `teacher`, `kd_weight`)."""
+"""Ensembles and distillation: the ensemble's logits and soft targets (training/ensemble.py), and real
+trainer runs that follow a teacher's targets (train.py `teacher`, `kd_weight`) or the FER+ annotators' votes
+(`ferplus_weight`) instead of the labels."""
 
 import json
 
@@ -80,12 +81,33 @@ def test_distillation_follows_the_teacher_not_the_labels(tmp_path):
     teacher = tmp_path / "happy.npz"
     np.savez(teacher, rows=np.arange(64)[::-1], probs=np.tile(np.eye(7, dtype=np.float32)[3], (64, 1)))
     model, meta = _train(tmp_path, csv, f'teacher="{teacher}"', "kd_weight=1.0")
+    pred = _predictions(model, meta, csv)
+    assert (pred == 3).float().mean() > 0.9, pred
 
+
+def _predictions(model, meta, csv):
     from training import data as D
 
     x = D.parse_csv(csv).split("PublicTest")[0]
-    pred = logits_for(model, torch.from_numpy(D.normalize(x, meta["mean"], meta["std"]))).argmax(1)
-    assert (pred == 3).float().mean() > 0.9, pred
+    return logits_for(model, torch.from_numpy(D.normalize(x, meta["mean"], meta["std"]))).argmax(1)
+
+
+def test_ferplus_votes_as_targets_override_the_labels(tmp_path):
+    """Labels say 'angry'; the FER+ annotators beside the CSV say 'happy' (plus contempt votes, which have no
+    FER-2013 class and are left out), except for two faces nobody gave one of the seven expressions. With
+    ferplus_weight 1 the model learns the votes; best.json names its accuracy by the precision it ran at."""
+    csv = _csv(tmp_path, label=0)
+    header = "Usage,Image name,neutral,happiness,surprise,sadness,anger,disgust,fear,contempt,unknown,NF"
+    votes = [f"Training,{i}.png,0,{0 if i < 2 else 7},0,0,0,0,0,3,0,0" for i in range(64)]
+    votes += [f"PublicTest,{i}.png,0,0,0,0,10,0,0,0,0,0" for i in range(21)]
+    (tmp_path / "ferplus_training_publictest.csv").write_text("\n".join([header, *votes]) + "\n")
+
+    targets = train.ferplus_targets(train.D.parse_csv(csv), np.arange(64), np.zeros(64, np.int64))
+    assert torch.equal(targets[0], torch.eye(7)[0]) and torch.equal(targets[2], torch.eye(7)[3])
+
+    model, meta = _train(tmp_path, csv, "ferplus_weight=1.0", "bf16=false")
+    assert (_predictions(model, meta, csv) == 3).float().mean() > 0.9
+    assert set(meta["metrics"]) == {"PublicTest_accuracy", "epoch", "ema"}
 
 
 def test_distillation_refuses_a_teacher_without_every_face(tmp_path):

@@ -47,3 +47,20 @@ def test_shipped_onnx_files_match_shipped_weights(faces):
     if not fp32_path.exists():
         pytest.skip("ONNX files not exported yet (python -m training.onnx_export)")
     _check(fp32_path, int8_path, faces)
+
+
+def test_evaluate_scores_an_onnx_export_like_its_weights(faces):
+    """`training.evaluate --onnx` runs the file under ONNX Runtime with the weights' normalisation: the fp32
+    export gives the torch model's figures, with and without TTA; int8 gives its own, close ones."""
+    from training.evaluate import main as evaluate
+
+    common = ["--data", str(DATA), "--limit", "300", "--json"]
+    plain = evaluate(common)
+    for views in ([], ["--tta"]):
+        torch_run = plain if not views else evaluate(common + views)
+        onnx_run = evaluate(common + views + ["--onnx", str(SHIPPED.with_suffix(".onnx"))])
+        assert onnx_run["model"].endswith("fer_vgg.onnx") and onnx_run["n"] == 300
+        assert onnx_run["accuracy"] == torch_run["accuracy"]
+        assert abs(onnx_run["loss"] - torch_run["loss"]) < 1e-4
+    int8 = evaluate(common + ["--onnx", str(SHIPPED.with_suffix(".int8.onnx"))])
+    assert abs(int8["accuracy"] - plain["accuracy"]) < 0.05 and int8["loss"] != plain["loss"]

@@ -92,6 +92,18 @@ def test_ferplus_majority_maps_votes_to_labels_and_skips_ties_and_non_emotions(t
     assert list(D.ferplus_majority(votes, 2)) == [0, -1]  # aligned by position, first n rows only
 
 
+def test_ferplus_distribution_spreads_the_seven_expressions_votes(tmp_path):
+    votes = tmp_path / "ferplus.csv"
+    votes.write_text(
+        "Usage,Image name,neutral,happiness,surprise,sadness,anger,disgust,fear,contempt,unknown,NF\n"
+        "Training,a.png,2,0,0,0,6,0,0,2,0,0\n"  # 6 anger, 2 neutral; contempt has no FER-2013 class
+        "Training,b.png,0,0,0,0,0,0,0,4,3,3\n"  # none of the seven
+    )
+    dist = D.ferplus_distribution(votes, 2)
+    assert dist.dtype == np.float32 and dist.shape == (2, 7)
+    assert np.allclose(dist[0], [0.75, 0, 0, 0, 0, 0, 0.25]) and not dist[1].any()
+
+
 def test_normalize_contract():
     x = np.array([[[0, 255]]], np.uint8).repeat(48, 1).repeat(24, 2)
     out = D.normalize(x, 0.5, 0.25)
