@@ -4,7 +4,8 @@
 
 Without --model the shipped model (models/fer_vgg.pt + .json) is used. Inference is fp32 unless --bf16.
 --onnx FILE scores an ONNX export of that model (e.g. models/fer_vgg.int8.onnx) under ONNX Runtime instead.
---tta averages logits over the image and its mirror, each at 5 positions (centre and +-2 px shifts).
+--tta averages logits over the image and its mirror, each at 5 positions (centre and +-2 px shifts);
+--service-tta over the service's 4 views instead (the crop, its mirror, two diagonal 2-px shifts).
 --occlude F erases one random square covering fraction F of every image (robustness probe, fixed seed).
 --ferplus also scores the predictions against the FER+ majority vote (10 annotators per face), on the faces
 whose majority is one of the 7 classes.
@@ -20,6 +21,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from services.inference.scoring import tta_variants
 from training import data as D
 from training import metrics as M
 from training.models import load_shipped_model
@@ -38,13 +40,16 @@ def shift(x, dy, dx, pad=2):
 
 @torch.no_grad()
 def logits_for(model, x, batch=256, bf16=False, tta=False):
-    """x: standardised float (N,1,48,48) -> fp32 logits (N,7), optionally test-time augmented."""
+    """x: standardised float (N,1,48,48) -> fp32 logits (N,7), optionally test-time augmented: tta=True for
+    this module's 10 views, tta="service" for the inference service's 4 (services/inference/scoring.py)."""
     model.eval()
     out = []
     for i in range(0, len(x), batch):
         xb = x[i : i + batch]
         views = [xb]
-        if tta:
+        if tta == "service":
+            views = tta_variants(xb)
+        elif tta:
             views = [shift(v, dy, dx) for v in (xb, xb.flip(-1)) for dy, dx in SHIFTS]
         acc = 0
         for v in views:
@@ -103,6 +108,7 @@ def main(argv=None):
         "--onnx", default=None, help="score this ONNX export of --model (fp32 or int8) under ONNX Runtime"
     )
     ap.add_argument("--tta", action="store_true")
+    ap.add_argument("--service-tta", action="store_true", help="TTA with the inference service's 4 views")
     ap.add_argument("--occlude", type=float, default=0.0, help="fraction of each image to erase (e.g. 0.25)")
     ap.add_argument("--temperature", type=float, default=None, help="override the model's temperature")
     ap.add_argument("--fit-temperature", action="store_true")
@@ -128,7 +134,8 @@ def main(argv=None):
 
         x = occlude(x, a.occlude, torch.Generator().manual_seed(0))
     x = (x - meta["mean"]) / meta["std"]  # the training normalisation, from the model's metadata
-    logits = logits_for(model, x, bf16=a.bf16, tta=a.tta).numpy().astype(np.float64)
+    tta = "service" if a.service_tta else a.tta
+    logits = logits_for(model, x, bf16=a.bf16, tta=tta).numpy().astype(np.float64)
     T = a.temperature if a.temperature is not None else float(meta.get("temperature", 1.0))
     probs = M.softmax(logits, T)
     res = {
@@ -136,7 +143,7 @@ def main(argv=None):
         "model": str(a.onnx or a.model or "models/fer_vgg.pt"),
         "arch": meta["arch"],
         "version": meta.get("version"),
-        "tta": a.tta,
+        "tta": tta,
         "occlude": a.occlude,
         "bf16": a.bf16,
         "temperature": T,

@@ -118,19 +118,19 @@ class OnnxClassifier:
     backend = "onnx"
 
     def __init__(self, path: str, card: ModelCard, threads: int = 1) -> None:
-        from training.onnx_export import session
+        from training.onnx_export import OnnxModule
 
         if not Path(path).exists():
             raise FileNotFoundError(f"ONNX model {path} not found (set INFERENCE_ONNX_PATH)")
-        self.session = session(path, threads)
+        self.model = OnnxModule(path, threads)
         self.card = card
 
-    def _forward(self, batch: torch.Tensor) -> np.ndarray:
-        return self.session.run(None, {"x": batch.numpy()})[0]
+    def _logits(self, batch: torch.Tensor) -> np.ndarray:
+        return self.model(batch).numpy()
 
     def predict(self, crops: np.ndarray, tta: bool = False) -> np.ndarray:
         card = self.card
-        return scoring.probabilities_with(self._forward, crops, card.mean, card.std, card.temperature, tta)
+        return scoring.probabilities_with(self._logits, crops, card.mean, card.std, card.temperature, tta)
 
     def close(self) -> None:
         pass

@@ -20,6 +20,7 @@ def onnx_files(model_weights, crops, tmp_path_factory):
     fp32 export always made afresh (so it matches the weights even for a stand-in model)."""
     import torch
 
+    from training import data as D
     from training.models import load_shipped_model
     from training.onnx_export import export_onnx, quantize_int8
 
@@ -28,7 +29,7 @@ def onnx_files(model_weights, crops, tmp_path_factory):
     fp32 = export_onnx(model, out / "model.onnx")
     int8 = model_weights.with_suffix(".int8.onnx")
     if not int8.exists():
-        calibration = ((crops.astype(np.float32) / 255 - meta["mean"]) / meta["std"])[:, None]
+        calibration = D.normalize(crops, meta["mean"], meta["std"])
         int8 = quantize_int8(fp32, out / "model.int8.onnx", calibration)
     torch.set_num_threads(1)
     return fp32, int8

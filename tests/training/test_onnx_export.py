@@ -49,6 +49,17 @@ def test_shipped_onnx_files_match_shipped_weights(faces):
     _check(fp32_path, int8_path, faces)
 
 
+def test_service_tta_averages_the_inference_services_views(faces):
+    from services.inference.scoring import tta_variants
+
+    model, _, x, _ = faces
+    x = torch.from_numpy(x[:64])
+    with torch.no_grad():
+        by_hand = torch.stack([model(v.contiguous()) for v in tta_variants(x)]).mean(0)
+    assert torch.allclose(logits_for(model, x, tta="service"), by_hand, atol=1e-5)
+    assert not torch.allclose(logits_for(model, x, tta=True), by_hand, atol=1e-3)
+
+
 def test_evaluate_scores_an_onnx_export_like_its_weights(faces):
     """`training.evaluate --onnx` runs the file under ONNX Runtime with the weights' normalisation: the fp32
     export gives the torch model's figures, with and without TTA; int8 gives its own, close ones."""
@@ -62,5 +73,7 @@ def test_evaluate_scores_an_onnx_export_like_its_weights(faces):
         assert onnx_run["model"].endswith("fer_vgg.onnx") and onnx_run["n"] == 300
         assert onnx_run["accuracy"] == torch_run["accuracy"]
         assert abs(onnx_run["loss"] - torch_run["loss"]) < 1e-4
+    service = evaluate(common + ["--service-tta"])
+    assert service["tta"] == "service" and service["loss"] not in (plain["loss"], torch_run["loss"])
     int8 = evaluate(common + ["--onnx", str(SHIPPED.with_suffix(".int8.onnx"))])
     assert abs(int8["accuracy"] - plain["accuracy"]) < 0.05 and int8["loss"] != plain["loss"]
