@@ -4,8 +4,9 @@
 
 Without --model the shipped model (models/fer_vgg.pt + .json) is used. Inference is fp32 unless --bf16.
 --onnx FILE scores an ONNX export of that model (e.g. models/fer_vgg.int8.onnx) under ONNX Runtime instead.
---tta averages logits over the image and its mirror, each at 5 positions (centre and +-2 px shifts);
---service-tta over the service's 4 views instead (the crop, its mirror, two diagonal 2-px shifts).
+--tta averages logits over the image and its mirror, each at 5 positions (centre and +-2 px shifts); --tta SET
+over another view set of training/tta.py (`python -m training.tta` compares them); --service-tta over the
+service's 4 views (the crop, its mirror, two diagonal 2-px shifts).
 --occlude F erases one random square covering fraction F of every image (robustness probe, fixed seed).
 --ferplus also scores the predictions against the FER+ majority vote (10 annotators per face), on the faces
 whose majority is one of the 7 classes.
@@ -19,38 +20,23 @@ import sys
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-from services.inference.scoring import tta_variants
 from training import data as D
 from training import metrics as M
 from training.models import load_shipped_model
-
-SHIFTS = [(0, 0), (2, 0), (-2, 0), (0, 2), (0, -2)]
-
-
-def shift(x, dy, dx, pad=2):
-    """Translate by (dy, dx) pixels, filling with replicated edge pixels (like the training augmentation)."""
-    if dy == 0 and dx == 0:
-        return x
-    H, W = x.shape[-2:]
-    xp = F.pad(x, (pad, pad, pad, pad), mode="replicate")
-    return xp[..., pad - dy : pad - dy + H, pad - dx : pad - dx + W]
+from training.tta import DEFAULT_SET, VIEW_SETS
+from training.tta import views_of as tta_views
 
 
 @torch.no_grad()
 def logits_for(model, x, batch=256, bf16=False, tta=False):
-    """x: standardised float (N,1,48,48) -> fp32 logits (N,7), optionally test-time augmented: tta=True for
-    this module's 10 views, tta="service" for the inference service's 4 (services/inference/scoring.py)."""
+    """x: standardised float (N,1,48,48) -> fp32 logits (N,7), averaged over the views of a TTA set
+    (training/tta.py): tta=True for its DEFAULT_SET, or a set's name ("service": the service's 4 views)."""
     model.eval()
+    views_of = tta_views(DEFAULT_SET if tta is True else tta) if tta else (lambda xb: [xb])
     out = []
     for i in range(0, len(x), batch):
-        xb = x[i : i + batch]
-        views = [xb]
-        if tta == "service":
-            views = tta_variants(xb)
-        elif tta:
-            views = [shift(v, dy, dx) for v in (xb, xb.flip(-1)) for dy, dx in SHIFTS]
+        views = views_of(x[i : i + batch])
         acc = 0
         for v in views:
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
@@ -107,7 +93,14 @@ def main(argv=None):
     ap.add_argument(
         "--onnx", default=None, help="score this ONNX export of --model (fp32 or int8) under ONNX Runtime"
     )
-    ap.add_argument("--tta", action="store_true")
+    ap.add_argument(
+        "--tta",
+        nargs="?",
+        const=DEFAULT_SET,
+        default=None,
+        choices=list(VIEW_SETS),
+        help=f"average logits over a TTA view set (training/tta.py; default {DEFAULT_SET})",
+    )
     ap.add_argument("--service-tta", action="store_true", help="TTA with the inference service's 4 views")
     ap.add_argument("--occlude", type=float, default=0.0, help="fraction of each image to erase (e.g. 0.25)")
     ap.add_argument("--temperature", type=float, default=None, help="override the model's temperature")
@@ -134,7 +127,7 @@ def main(argv=None):
 
         x = occlude(x, a.occlude, torch.Generator().manual_seed(0))
     x = (x - meta["mean"]) / meta["std"]  # the training normalisation, from the model's metadata
-    tta = "service" if a.service_tta else a.tta
+    tta = "service" if a.service_tta else a.tta or False
     logits = logits_for(model, x, bf16=a.bf16, tta=tta).numpy().astype(np.float64)
     T = a.temperature if a.temperature is not None else float(meta.get("temperature", 1.0))
     probs = M.softmax(logits, T)

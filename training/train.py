@@ -29,7 +29,7 @@ import torch.nn.functional as F
 
 from training import data as D
 from training.augment import AugConfig, augment, mixup_cutmix
-from training.models import IslandLoss, create_model
+from training.models import IslandLoss, create_model, native_bf16
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 VERSION = "0.1.0"
@@ -117,12 +117,6 @@ def get_args(argv=None):
     if cfg["bf16"] == "auto":
         cfg["bf16"] = native_bf16()
     return a, cfg
-
-
-def native_bf16():
-    """Whether this CPU computes in bf16 natively. Elsewhere (AVX2-only CPUs) autocast emulates it: on a
-    2-core AMD EPYC `training.benchmark` ran fer_vgg at 27 faces/s in bf16 against 227 in fp32."""
-    return torch.cpu._is_amx_tile_supported() or torch.cpu._is_avx512_bf16_supported()
 
 
 def set_seed(seed):

@@ -27,6 +27,7 @@ import torch
 from prometheus_client import Histogram
 
 from services.inference import scoring
+from training.models import native_bf16
 
 log = logging.getLogger(__name__)
 
@@ -290,7 +291,11 @@ class MicroBatcher:
 
 
 def bf16_crossover(classifier: InProcessClassifier, sizes=(1, 2, 4, 8, 16), repeats: int = 3) -> int:
-    """Smallest batch size from which bf16 autocast is >10% faster than fp32 here; 0 if none is."""
+    """Smallest batch size from which bf16 autocast is >10% faster than fp32 here; 0 if none is. Without
+    native bf16 the answer is 0 unmeasured: emulated bf16 is ~8x slower there, so timing it only costs
+    start-up time and lets a noisy timing pick it."""
+    if not native_bf16():
+        return 0
     model, card = classifier.model, classifier.card
     rng = np.random.default_rng(0)
     for size in sizes:

@@ -12,6 +12,7 @@ import pytest
 from emotion.v1 import inference_pb2, inference_pb2_grpc
 from tests.inference.conftest import assert_same_analyses, square_photos
 from tests.support import ServiceProcess, free_port
+from training.models import native_bf16
 
 
 @pytest.fixture(scope="module")
@@ -98,6 +99,9 @@ def test_service_on_the_onnx_backend_reports_it_and_answers_like_torch(
         assert (
             info.version == torch_stub.GetModelInfo(inference_pb2.GetModelInfoRequest(), timeout=10).version
         )
-        assert_same_analyses(torch_stub, onnx_stub, square_photos(4), atol=1e-3)
+        # the torch service autocasts to bf16 where the CPU has it natively and measures it faster (bf16
+        # rounds to ~3 significant digits); elsewhere both backends compute in fp32
+        atol = 2e-2 if native_bf16() else 1e-3
+        assert_same_analyses(torch_stub, onnx_stub, square_photos(4), atol=atol)
     finally:
         process.stop()
