@@ -31,7 +31,7 @@ from training.tta import views_of as tta_views
 @torch.no_grad()
 def logits_for(model, x, batch=256, bf16=False, tta=False):
     """x: standardised float (N,1,48,48) -> fp32 logits (N,7), averaged over the views of a TTA set
-    (training/tta.py): tta=True for its DEFAULT_SET, or a set's name ("service": the service's 4 views)."""
+    (training/tta.py): tta=True for its DEFAULT_SET, or a set's name (e.g. "service")."""
     model.eval()
     views_of = tta_views(DEFAULT_SET if tta is True else tta) if tta else (lambda xb: [xb])
     out = []

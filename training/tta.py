@@ -17,7 +17,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from services.inference.scoring import tta_variants
 from training import metrics as M
 
 PAD = 4  # replicated border: enough for the largest shift below
@@ -78,17 +77,16 @@ VIEW_SETS = {
     "flip_shift5_rotate": _mirrored(SHIFTS5 + ROTATIONS),
     "flip_shift5_zoom_rotate": _mirrored(SHIFTS5 + ZOOMS + ROTATIONS),
     "flip_shift9_zoom_rotate": _mirrored(SHIFTS9 + ZOOMS + ROTATIONS),
+    # the inference service's 4 (services/inference/scoring.py tta_variants): crop, mirror, 2 diagonal shifts
+    "service": ["id", "mid", "s2,2", "s-2,-2"],
 }
 DEFAULT_SET = "flip_shift5"
-SERVICE_SET = "service"  # the inference service's 4 views (services/inference/scoring.py), for comparison
 
 
 def views_of(set_name):
-    """The view functions of a named set (SERVICE_SET: the service's own tta_variants)."""
-    if set_name == SERVICE_SET:
-        return lambda xb: tta_variants(xb)
+    """The view functions of a named set, as one function: batch -> list of views."""
     if set_name not in VIEW_SETS:
-        raise SystemExit(f"unknown TTA set {set_name!r}; known: {', '.join([*VIEW_SETS, SERVICE_SET])}")
+        raise SystemExit(f"unknown TTA set {set_name!r}; known: {', '.join(VIEW_SETS)}")
     fns = [_view(n) for n in VIEW_SETS[set_name]]
     return lambda xb: [f(xb) for f in fns]
 
