@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from training import data as D
 from training.augment import AugConfig, augment, mixup_cutmix
 from training.models import IslandLoss, create_model, native_bf16
+from training.widen import widen_state_dict
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 VERSION = "0.1.0"
@@ -59,6 +60,7 @@ DEFAULTS = dict(
     drop_not_face=False,
     train_limit=None,  # train on N random Training rows (drawn with `seed`); PublicTest stays whole
     init=None,  # path to a state dict to start from (a warm restart of an earlier run's weights)
+    init_widen=False,  # init is a narrower fer_vgg: widen it function-preservingly (training/widen.py)
     teacher=None,  # .npz of soft targets by source row (python -m training.ensemble --targets ...)
     kd_weight=0.0,  # target = (1 - kd_weight) * smoothed label + kd_weight * teacher probabilities
     ferplus_weight=0.0,  # then target = (1 - w) * target + w * the face's FER+ vote distribution
@@ -305,8 +307,11 @@ def main(argv=None):
     model = create_model(cfg["model"], **cfg["model_cfg"])
     model._arch, model._cfg = cfg["model"], cfg["model_cfg"]
     if cfg["init"] and not a.resume:
-        model.load_state_dict(torch.load(REPO_ROOT / cfg["init"], map_location="cpu", weights_only=True))
-        print(f"[train] initialised from {cfg['init']}")
+        init_sd = torch.load(REPO_ROOT / cfg["init"], map_location="cpu", weights_only=True)
+        if cfg["init_widen"]:
+            init_sd = widen_state_dict(init_sd, model, seed=cfg["seed"])
+        model.load_state_dict(init_sd)
+        print(f"[train] initialised from {cfg['init']}" + (" (widened)" if cfg["init_widen"] else ""))
     mf = torch.channels_last if cfg["channels_last"] else torch.contiguous_format
     model = model.to(memory_format=mf)
     # No weight decay on BN/bias: decaying scale/shift parameters only hurts.
