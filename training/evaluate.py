@@ -5,8 +5,8 @@
 Without --model the shipped model (models/fer_vgg.pt + .json) is used. Inference is fp32 unless --bf16.
 --onnx FILE scores an ONNX export of that model (e.g. models/fer_vgg.int8.onnx) under ONNX Runtime instead.
 --tta averages logits over the image and its mirror, each at 5 positions (centre and +-2 px shifts); --tta SET
-over another view set of training/tta.py (`python -m training.tta` compares them); --service-tta over the
-service's 4 views (the crop, its mirror, two diagonal 2-px shifts).
+over another view set of training/tta.py (`python -m training.tta` compares them), e.g. --tta service for the
+inference service's 4 views (the crop, its mirror, two diagonal 2-px shifts).
 --occlude F erases one random square covering fraction F of every image (robustness probe, fixed seed).
 --ferplus also scores the predictions against the FER+ majority vote (10 annotators per face), on the faces
 whose majority is one of the 7 classes.
@@ -101,7 +101,6 @@ def main(argv=None):
         choices=list(VIEW_SETS),
         help=f"average logits over a TTA view set (training/tta.py; default {DEFAULT_SET})",
     )
-    ap.add_argument("--service-tta", action="store_true", help="TTA with the inference service's 4 views")
     ap.add_argument("--occlude", type=float, default=0.0, help="fraction of each image to erase (e.g. 0.25)")
     ap.add_argument("--temperature", type=float, default=None, help="override the model's temperature")
     ap.add_argument("--fit-temperature", action="store_true")
@@ -127,7 +126,7 @@ def main(argv=None):
 
         x = occlude(x, a.occlude, torch.Generator().manual_seed(0))
     x = (x - meta["mean"]) / meta["std"]  # the training normalisation, from the model's metadata
-    tta = "service" if a.service_tta else a.tta or False
+    tta = a.tta or False
     logits = logits_for(model, x, bf16=a.bf16, tta=tta).numpy().astype(np.float64)
     T = a.temperature if a.temperature is not None else float(meta.get("temperature", 1.0))
     probs = M.softmax(logits, T)

@@ -73,7 +73,7 @@ def test_evaluate_scores_an_onnx_export_like_its_weights(faces):
         assert onnx_run["model"].endswith("fer_vgg.onnx") and onnx_run["n"] == 300
         assert onnx_run["accuracy"] == torch_run["accuracy"]
         assert abs(onnx_run["loss"] - torch_run["loss"]) < 1e-4
-    service = evaluate(common + ["--service-tta"])
+    service = evaluate(common + ["--tta", "service"])
     assert service["tta"] == "service" and service["loss"] not in (plain["loss"], torch_run["loss"])
     int8 = evaluate(common + ["--onnx", str(SHIPPED.with_suffix(".int8.onnx"))])
     assert abs(int8["accuracy"] - plain["accuracy"]) < 0.05 and int8["loss"] != plain["loss"]
