@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DATA ?= ../shared/data/fer2013/fer2013_training_publictest.csv.gz
-CONFIG ?= training/configs/default.json
+CONFIG ?= training/configs/fer_vgg.json
 PYTEST_ARGS ?=
 
 .PHONY: help setup protos run test lint train evaluate onnx bench mar torchserve images browser clean hostile load overload soak faults

@@ -20,15 +20,24 @@ import sys
 import time
 from pathlib import Path
 
-from training.train import ACCURACY_KEY, DEFAULTS, REPO_ROOT
+from training.train import ACCURACY_KEY, DEFAULTS, REPO_ROOT, load_config, merged
 
 CONFIGS = REPO_ROOT / "training" / "configs"
 OUT = REPO_ROOT / "runs" / "experiments"
 
 # One schedule for every arm: a fixed random subset of Training (drawn with `seed`), a few epochs of linear
 # warm-up + cosine, validation on the whole PublicTest (3,589) after every epoch. No EMA and no FER+
-# not-a-face filtering, so every arm sees exactly the same images and is selected the same way.
-SCHEDULE = dict(epochs=4, train_limit=12000, warmup_epochs=0.5, seed=1337, ema_decay=0.0, drop_not_face=False)
+# not-a-face filtering or BatchNorm re-estimation, so every arm sees exactly the same images and is selected
+# the same way.
+SCHEDULE = dict(
+    epochs=4,
+    train_limit=12000,
+    warmup_epochs=0.5,
+    seed=1337,
+    ema_decay=0.0,
+    bn_recalibrate=0,
+    drop_not_face=False,
+)
 
 # Every network at a quarter of its usual width, so the grid fits well under an hour of one core. VGG19
 # keeps all 16 plain convolutions and its 3 FC layers (hidden 4096 / 4 = 1024) and gets He initialisation:
@@ -79,20 +88,13 @@ ORDER = ["cnn_fer_vgg", "res_baseline", "res_island", "psa", "psa_island"]
 ORDER += [a for a in ARMS if a.startswith("vgg_")]
 
 
-def merge(base, over):
-    out = dict(base)
-    for k, v in over.items():
-        out[k] = {**out[k], **v} if isinstance(v, dict) and isinstance(out.get(k), dict) else v
-    return out
-
-
 def arm_config(arm, extra=None):
     """The full training config of an arm: DEFAULTS <- base config <- arm overrides <- SCHEDULE <- extra."""
     base, over = ARMS[arm]
-    cfg = merge(DEFAULTS, json.loads((CONFIGS / base).read_text()))
-    cfg = merge(cfg, over)
-    cfg = merge(cfg, SCHEDULE)
-    cfg = merge(cfg, extra or {})
+    cfg = merged(DEFAULTS, load_config(CONFIGS / base))
+    cfg = merged(cfg, over)
+    cfg = merged(cfg, SCHEDULE)
+    cfg = merged(cfg, extra or {})
     cfg["name"] = f"exp_{arm}"
     return cfg
 

@@ -335,6 +335,27 @@ class IslandLoss(nn.Module):
         return center + self.lambda1 * island
 
 
+@torch.no_grad()
+def recalibrate_batchnorm(model: nn.Module, x: torch.Tensor, batch: int = 256) -> nn.Module:
+    """Re-estimate BatchNorm running statistics as an exact average over `x` (standardised faces).
+
+    In training they follow augmented batches, seen through dropout; at test time the model sees clean faces
+    with dropout off, so they are re-estimated that way: only the BatchNorm layers in training mode. Returns
+    the model in eval mode, each layer's momentum as it was."""
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    momenta = [m.momentum for m in norms]
+    model.eval()
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average over all batches
+        m.train()
+    for i in range(0, len(x), batch):
+        model(x[i : i + batch])
+    for m, momentum in zip(norms, momenta, strict=True):
+        m.momentum = momentum
+    return model.eval()
+
+
 # ----------------------------------------------------------------------------------------------------
 # Shipped-model loader (imported by the inference service).
 

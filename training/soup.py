@@ -24,7 +24,7 @@ import torch
 from training import data as D
 from training.ensemble import accuracy, accuracy_report
 from training.evaluate import load_split, logits_for
-from training.models import load_shipped_model
+from training.models import load_shipped_model, recalibrate_batchnorm
 from training.train import save_weights
 
 
@@ -37,19 +37,6 @@ def average_weights(models: list[torch.nn.Module]) -> dict[str, torch.Tensor]:
         else:  # e.g. BatchNorm's num_batches_tracked
             soup[key] = value.clone()
     return soup
-
-
-@torch.no_grad()
-def recalibrate_batchnorm(model: torch.nn.Module, x: torch.Tensor, batch: int = 256) -> torch.nn.Module:
-    """Re-estimate BatchNorm running statistics as an exact average over `x` (standardised faces)."""
-    norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
-    for m in norms:
-        m.reset_running_stats()
-        m.momentum = None  # cumulative average over all batches
-    model.train()
-    for i in range(0, len(x), batch):
-        model(x[i : i + batch])
-    return model.eval()
 
 
 def main(argv=None):

@@ -2,8 +2,8 @@
 
 import torch
 
-from training.models import create_model
-from training.soup import average_weights, recalibrate_batchnorm
+from training.models import create_model, recalibrate_batchnorm
+from training.soup import average_weights
 
 
 def test_average_of_two_models_is_their_mean_and_keeps_counters():
@@ -31,3 +31,15 @@ def test_batchnorm_statistics_are_re_estimated_from_the_data():
     assert not model.training
     assert torch.allclose(first.running_mean, activations.mean((0, 2, 3)), rtol=1e-3, atol=1e-3)
     assert torch.allclose(first.running_var, activations.var((0, 2, 3)), rtol=1e-2, atol=1e-3)
+
+
+def test_batchnorm_re_estimation_runs_without_dropout_and_keeps_the_momentum():
+    torch.manual_seed(0)
+    model = create_model("fer_vgg", verbose=False, width=8, dropout=0.5)
+    x = torch.randn(200, 1, 48, 48)
+    recalibrate_batchnorm(model, x, batch=len(x))  # one batch: the stages normalise as in eval mode
+    neck_bn = next(m for m in model.modules() if isinstance(m, torch.nn.BatchNorm1d))
+    with torch.no_grad():  # what the neck's BatchNorm sees at test time: dropout off
+        features = model.neck[:3](model.stages(x))  # flatten, dropout, linear
+    assert torch.allclose(neck_bn.running_var, features.var(0), rtol=1e-2)  # with dropout: ~2x
+    assert all(m.momentum == 0.1 for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d))

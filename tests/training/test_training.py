@@ -15,6 +15,7 @@ import torch
 from training import data as D
 from training import metrics as M
 from training.models import create_model, list_models
+from training.train import DEFAULTS, load_config
 
 torch.set_num_threads(1)
 REPO = Path(__file__).resolve().parents[2]
@@ -111,6 +112,26 @@ def test_normalize_contract():
     assert np.isclose(out.min(), -2.0) and np.isclose(out.max(), 2.0)
 
 
+# ---------------------------------------------------------------------------------------------- configs
+
+
+def test_config_base_is_overridden_key_by_key_and_nested_dicts_merge(tmp_path):
+    base = {"lr": 0.01, "seed": 1, "aug": {"flip": 0.5, "rotate": 10}}
+    (tmp_path / "base.json").write_text(json.dumps(base))
+    (tmp_path / "child.json").write_text(json.dumps({"base": "base.json", "lr": 0.002, "aug": {"rotate": 0}}))
+    (tmp_path / "grandchild.json").write_text(json.dumps({"base": "child.json", "seed": 7}))
+    cfg = load_config(tmp_path / "grandchild.json")
+    assert cfg == {"lr": 0.002, "seed": 7, "aug": {"flip": 0.5, "rotate": 0}}
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "training/configs").glob("*.json")), ids=lambda p: p.name)
+def test_every_shipped_config_resolves_to_known_keys_and_a_registered_model(path):
+    cfg = load_config(path)
+    assert set(cfg) <= set(DEFAULTS), f"unknown keys {set(cfg) - set(DEFAULTS)}"
+    assert cfg["model"] in list_models()
+    create_model(cfg["model"], verbose=False, **cfg["model_cfg"])
+
+
 # ---------------------------------------------------------------------------------------------- models
 
 
@@ -194,6 +215,32 @@ def test_short_training_run_learns(tmp_path):
     assert hist[-1]["train_loss"] < hist[0]["train_loss"] - 0.3
     assert best["acc"] > 0.35, best
     assert (run / "best.pt").exists() and (run / "checkpoints" / "last.pt").exists()
+
+
+@needs_data
+def test_saved_weights_carry_batchnorm_statistics_of_the_clean_training_faces(tmp_path):
+    """With bn_recalibrate, the weights a run keeps have BatchNorm statistics of the clean (unaugmented)
+    Training faces, not the running averages over augmented batches that training leaves."""
+    from training import train
+    from training.models import load_shipped_model, recalibrate_batchnorm
+
+    d = D.parse_csv(DATA, usages={"Training"}, max_rows=200)
+    rows = [
+        f"{y},{' '.join(map(str, im.ravel()))},{u}"
+        for u in ("Training", "PublicTest")
+        for im, y in zip(d.images, d.labels, strict=True)
+    ]
+    csv = tmp_path / "small.csv"
+    csv.write_text("\n".join(["emotion,pixels,Usage", *rows]) + "\n")
+    args = ["--data", str(csv), "--run-dir", str(tmp_path / "run"), "--epochs", "2", "--no-progress"]
+    args += ["--no-plots", "--cache-dir", "none", "--set", 'model_cfg={"width": 8, "depths": [1, 1, 1, 1]}']
+    train.main([*args, "batch_size=50", "bn_recalibrate=1000"])  # more than 200: all the Training faces
+
+    model, meta = load_shipped_model(tmp_path / "run" / "best.pt")
+    kept = {k: v.clone() for k, v in model.state_dict().items() if "running" in k}
+    recalibrate_batchnorm(model, torch.from_numpy(D.normalize(d.images, meta["mean"], meta["std"])))
+    again = {k: v for k, v in model.state_dict().items() if "running" in k}
+    assert kept and all(torch.allclose(kept[k], again[k], rtol=1e-3, atol=2e-4) for k in kept)
 
 
 # ---------------------------------------------------------------------------------------------- metrics
