@@ -349,8 +349,9 @@ def recalibrate_batchnorm(model: nn.Module, x: torch.Tensor, batch: int = 256) -
         m.reset_running_stats()
         m.momentum = None  # cumulative average over all batches
         m.train()
-    for i in range(0, len(x), batch):
-        model(x[i : i + batch])
+    with torch.no_grad():  # running statistics update without autograd; no graph to build
+        for i in range(0, len(x), batch):
+            model(x[i : i + batch])
     for m, momentum in zip(norms, momenta, strict=True):
         m.momentum = momentum
     return model.eval()

@@ -477,9 +477,10 @@ def main(argv=None):
         t_eval = time.time()
         last = done or progress() >= 1.0 or epoch == cfg["epochs"] - 1
         eval_raw = ema is None or last or (epoch + 1) % max(1, cfg["eval_raw_every"]) == 0
-        if bn_faces is not None:
-            for m in ([model] if eval_raw else []) + ([ema.model] if ema else []):
-                recalibrate_batchnorm(m, bn_faces)
+        if bn_faces is not None:  # in bf16 where training is: 2.5x faster, same fp32 accuracy (MODEL_CARD.md)
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg["bf16"]):
+                for m in ([model] if eval_raw else []) + ([ema.model] if ema else []):
+                    recalibrate_batchnorm(m, bn_faces)
         if eval_raw:
             vl, va = evaluate_logits(
                 predict(model, xva_n, cfg["eval_batch"], cfg["bf16"], cfg["channels_last"]), yva

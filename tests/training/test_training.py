@@ -238,9 +238,14 @@ def test_saved_weights_carry_batchnorm_statistics_of_the_clean_training_faces(tm
 
     model, meta = load_shipped_model(tmp_path / "run" / "best.pt")
     kept = {k: v.clone() for k, v in model.state_dict().items() if "running" in k}
-    recalibrate_batchnorm(model, torch.from_numpy(D.normalize(d.images, meta["mean"], meta["std"])))
+    # re-estimated as the run did it: in bf16 autocast where the run trained in bf16, whose ~3 significant
+    # digits set the tolerance (the statistics training leaves differ far more: relative differences up to 10)
+    bf16 = meta["train_config"]["bf16"] is True
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        recalibrate_batchnorm(model, torch.from_numpy(D.normalize(d.images, meta["mean"], meta["std"])))
     again = {k: v for k, v in model.state_dict().items() if "running" in k}
-    assert kept and all(torch.allclose(kept[k], again[k], rtol=1e-3, atol=2e-4) for k in kept)
+    tol = dict(rtol=5e-2, atol=1e-3) if bf16 else dict(rtol=1e-3, atol=2e-4)
+    assert kept and all(torch.allclose(kept[k], again[k], **tol) for k in kept)
 
 
 # ---------------------------------------------------------------------------------------------- metrics
