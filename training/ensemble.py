@@ -7,6 +7,10 @@ Members may differ in architecture; each is fed with its own normalisation (from
 ensemble averages the members' logits (the TTA views of each member first, with --tta). Prints one JSON
 object: PublicTest accuracy of every member and of the ensemble, plain and, with --tta, test-time augmented.
 
+--out writes the ensemble as one `logit_ensemble` model (training/models.py) in the shipped format, which
+load_shipped_model (and so the service) loads like any other: the option for a server that can afford N
+forward passes per face.
+
 --targets writes the ensemble's probabilities for every Training face (test-time augmented only with
 --tta-targets: ten views of 28.5k faces per member is slow on a CPU) as
 an .npz of `rows` (the face's data-row index in the source CSV, the key train.py aligns by) and `probs`
@@ -17,6 +21,7 @@ towards (1 - a) * label + a * probs: knowledge distillation of the ensemble into
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 from pathlib import Path
 
@@ -25,7 +30,8 @@ import torch
 
 from training import data as D
 from training.evaluate import logits_for
-from training.models import load_shipped_model
+from training.models import create_model, load_shipped_model
+from training.train import save_weights
 
 
 def ensemble_logits(members, images_uint8, tta=False):
@@ -54,6 +60,36 @@ def accuracy_report(members, names, images_uint8, y, tta=False):
     return report
 
 
+def member_record(path, meta: dict) -> dict:
+    """What identifies one ingredient later: its path can be overwritten (models/fer_vgg.pt is replaced by
+    each release), so the record also keeps the file's hash, the version and the run that made it."""
+    return {
+        "weights": str(path),
+        "sha256": hashlib.sha256(Path(path).read_bytes()).hexdigest(),
+        "version": meta.get("version"),
+        "run": meta.get("train_config", {}).get("name"),
+    }
+
+
+def ensemble_model(members, paths):
+    """One `logit_ensemble` model holding the members' weights, and its metadata (.json sidecar)."""
+    first = members[0][1]
+    shared = ("mean", "std", "labels")
+    if any([m[k] for k in shared] != [first[k] for k in shared] for _, m in members):
+        raise SystemExit("members must share the input normalisation and labels to form one model")
+    cfg = {"members": [{"arch": m["arch"], "model_cfg": m["model_cfg"]} for _, m in members]}
+    model = create_model("logit_ensemble", verbose=False, **cfg).eval()
+    for slot, (member, _) in zip(model.members, members, strict=True):
+        slot.load_state_dict(member.state_dict())
+    meta = {
+        "arch": "logit_ensemble",
+        "model_cfg": cfg,
+        **{k: first[k] for k in shared},
+        "ensemble_of": [member_record(p, m) for p, (_, m) in zip(paths, members, strict=True)],
+    }
+    return model, meta
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--weights", nargs="+", required=True, help="best.pt files (each with a .json sidecar)")
@@ -61,11 +97,15 @@ def main(argv=None):
     ap.add_argument("--tta", action="store_true")
     ap.add_argument("--targets", default=None, help="write soft targets for the Training faces here (.npz)")
     ap.add_argument("--tta-targets", action="store_true", help="test-time augment the targets too")
+    ap.add_argument(
+        "--out", default=None, help="write the ensemble as one model here (.pt + .json), for training.export"
+    )
     ap.add_argument("--threads", type=int, default=1)
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)
 
     members = [load_shipped_model(w) for w in a.weights]
+    as_one = ensemble_model(members, a.weights) if a.out else None  # refuse before the slow part
     d = D.load_fer(a.data, verbose=False)
     x_val, y_val = d.split("PublicTest")
 
@@ -86,6 +126,10 @@ def main(argv=None):
             "tta": a.tta_targets,
             "label_agreement": agree,
         }
+    if as_one:
+        Path(a.out).parent.mkdir(parents=True, exist_ok=True)
+        save_weights(a.out, *as_one)
+        report["written"] = a.out
     print(json.dumps(report, indent=1))
     return report
 

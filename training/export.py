@@ -47,6 +47,9 @@ def main(argv=None):
     torch.set_num_threads(a.threads)
 
     model, meta = load_shipped_model(a.weights)
+    version = a.version or meta.get("version")
+    if not version:
+        raise SystemExit(f"{a.weights} carries no version (a soup does not): pass --version")
     x8, y, _ = load_split(a.data, "PublicTest")
     x = (torch.from_numpy(x8).float().div_(255).unsqueeze(1) - meta["mean"]) / meta["std"]
 
@@ -61,7 +64,7 @@ def main(argv=None):
     train_cfg = meta.pop("train_config", {})
     meta.pop("data_report", None)
     meta.update(
-        version=a.version or meta["version"],
+        version=version,
         temperature=T,
         calibration=cal,
         metrics={

@@ -315,6 +315,31 @@ def psa_resnet(width=32, layers=(2, 2, 2, 2), **kw):
 
 
 # ----------------------------------------------------------------------------------------------------
+# A logit ensemble as one model, so the shipped file format and load_shipped_model (the service's loader)
+# take it unchanged. Members must share the input normalisation.
+
+
+@register_model("logit_ensemble")
+class LogitEnsemble(FERModel):
+    """Mean of the members' logits. `members` = [{"arch": name, "model_cfg": {...}}, ...]."""
+
+    def __init__(self, members):
+        super().__init__()
+        self.members = nn.ModuleList(
+            create_model(m["arch"], verbose=False, **m["model_cfg"]) for m in members
+        )
+        self.embed_dims = [m.embed_dim for m in self.members]
+        self.embed_dim = sum(self.embed_dims)
+
+    def forward_features(self, x):
+        return torch.cat([m.forward_features(x) for m in self.members], 1)
+
+    def forward_head(self, z):
+        parts = torch.split(z, self.embed_dims, 1)
+        return torch.stack([m.forward_head(p) for m, p in zip(self.members, parts, strict=True)]).mean(0)
+
+
+# ----------------------------------------------------------------------------------------------------
 # Island loss (Cai et al. 2018): centre loss pulls embeddings to their class centre; the island term
 # pushes centres apart by penalising pairwise cosine similarity (+1 so it is non-negative).
 

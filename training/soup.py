@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 
 from training import data as D
-from training.ensemble import accuracy, accuracy_report
+from training.ensemble import accuracy, accuracy_report, member_record
 from training.evaluate import load_split, logits_for
 from training.models import load_shipped_model, recalibrate_batchnorm
 from training.train import save_weights
@@ -71,7 +71,11 @@ def main(argv=None):
     if a.out:
         out = Path(a.out)
         out.parent.mkdir(parents=True, exist_ok=True)
-        soup_meta = dict(meta, soup_of=[str(w) for w in a.weights], metrics={"acc": report["soup_accuracy"]})
+        # train_config stays the first member's (its data options apply to the soup); soup_of says whose
+        # weights went in
+        soup_of = [member_record(w, m) for w, (_, m) in zip(a.weights, loaded, strict=True)]
+        soup_meta = dict(meta, soup_of=soup_of, metrics={"acc": report["soup_accuracy"]})
+        soup_meta.pop("version", None)  # a soup is not yet a release; training.export sets the version
         save_weights(out, soup_model, soup_meta)
         report["written"] = str(out)
     print(json.dumps(report, indent=1))

@@ -65,6 +65,32 @@ def test_ensemble_averages_member_logits_and_writes_aligned_targets(tmp_path):
     assert np.allclose(t["probs"], expected, atol=1e-5)
 
 
+def test_ensemble_written_as_one_model_reproduces_the_ensemble_and_names_its_members(tmp_path):
+    csv = _csv(tmp_path)
+    a, b = _saved_model(tmp_path / "a.pt", 0), _saved_model(tmp_path / "b.pt", 1)
+    out = tmp_path / "ens" / "ensemble.pt"
+    E.main(["--weights", str(a), str(b), "--data", str(csv), "--out", str(out)])
+
+    model, meta = load_shipped_model(out)  # the loader the service and training.export use
+    assert meta["arch"] == "logit_ensemble"
+    assert [m["weights"] for m in meta["ensemble_of"]] == [str(a), str(b)]
+    x = torch.randn(5, 1, 48, 48)
+    members = [load_shipped_model(p)[0] for p in (a, b)]
+    with torch.no_grad():
+        expected = torch.stack([m(x) for m in members]).mean(0)
+        assert torch.allclose(model(x), expected, atol=1e-6)
+        assert torch.allclose(model.forward_head(model.forward_features(x)), expected, atol=1e-6)
+
+
+def test_ensemble_of_members_with_different_normalisation_is_not_written_as_one_model(tmp_path):
+    csv = _csv(tmp_path)
+    a, b = _saved_model(tmp_path / "a.pt", 0), _saved_model(tmp_path / "b.pt", 1, mean=0.4)
+    out = tmp_path / "ensemble.pt"
+    with pytest.raises(SystemExit, match="normalisation"):
+        E.main(["--weights", str(a), str(b), "--data", str(csv), "--out", str(out)])
+    assert not out.exists()
+
+
 def _train(tmp_path, csv, *settings):
     run = tmp_path / "run"
     args = ["--data", str(csv), "--cache-dir", "none", "--run-dir", str(run), "--no-progress", "--no-plots"]

@@ -43,3 +43,23 @@ def test_batchnorm_re_estimation_runs_without_dropout_and_keeps_the_momentum():
         features = model.neck[:3](model.stages(x))  # flatten, dropout, linear
     assert torch.allclose(neck_bn.running_var, features.var(0), rtol=1e-2)  # with dropout: ~2x
     assert all(m.momentum == 0.1 for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d))
+
+
+def test_member_records_identify_each_ingredient_by_content(tmp_path):
+    from training.ensemble import member_record
+    from training.train import save_weights
+
+    torch.manual_seed(0)
+    paths = []
+    for i, (version, run) in enumerate((("0.2.0", "restart"), (None, "cont_b"))):
+        path = tmp_path / f"m{i}.pt"
+        meta = {"train_config": {"name": run}} | ({"version": version} if version else {})
+        save_weights(path, create_model("fer_vgg", verbose=False, width=8), meta)
+        paths.append((path, meta))
+    first, second = (member_record(p, m) for p, m in paths)
+    assert (first["version"], first["run"]) == ("0.2.0", "restart")
+    assert (second["version"], second["run"]) == (None, "cont_b")
+    assert first["sha256"] != second["sha256"] and len(first["sha256"]) == 64
+    # the record follows the file's content, not its name: overwriting the file changes the hash
+    save_weights(paths[0][0], create_model("fer_vgg", verbose=False, width=8), paths[0][1])
+    assert member_record(*paths[0])["sha256"] != first["sha256"]

@@ -137,7 +137,15 @@ def test_every_shipped_config_resolves_to_known_keys_and_a_registered_model(path
 
 @pytest.mark.parametrize("name", list_models())
 def test_every_model_gives_7_logits(name):
-    cfg = {"hidden": 256} if name == "vgg19_seed" else {}  # keep the seed's FC layers small for speed
+    cfg = {
+        "vgg19_seed": {"hidden": 256},  # keep the seed's FC layers small for speed
+        "logit_ensemble": {
+            "members": [
+                {"arch": "fer_vgg", "model_cfg": {"width": 8}},
+                {"arch": "resnet18", "model_cfg": {"width": 8}},
+            ]
+        },
+    }.get(name, {})
     m = create_model(name, verbose=False, **cfg).eval()
     with torch.no_grad():
         out = m(torch.randn(2, 1, 48, 48))
