@@ -60,12 +60,18 @@ def accuracy_report(members, names, images_uint8, y, tta=False):
     return report
 
 
+def file_sha256(path) -> str:
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
 def member_record(path, meta: dict) -> dict:
     """What identifies one ingredient later: its path can be overwritten (models/fer_vgg.pt is replaced by
-    each release), so the record also keeps the file's hash, the version and the run that made it."""
+    each release), so the record also keeps the file's hash, the release version (None for a run's
+    weights) and the run that made it."""
     return {
         "weights": str(path),
-        "sha256": hashlib.sha256(Path(path).read_bytes()).hexdigest(),
+        "sha256": file_sha256(path),
         "version": meta.get("version"),
         "run": meta.get("train_config", {}).get("name"),
     }

@@ -1,6 +1,6 @@
 """Ship a trained model: weights + metadata into models/, temperature fit, TorchScript for TorchServe.
 
-    python -m training.export --weights runs/fer_vgg_w32/best.pt
+    python -m training.export --weights runs/fer_vgg_w32/best.pt --version 0.4.0
 
 1. loads the run's best weights (fp32 state_dict + .json sidecar written by train.py);
 2. fits a softmax temperature on a random half of PublicTest (the other half measures calibration);
@@ -42,14 +42,14 @@ def main(argv=None):
     ap.add_argument("--out", default=str(MODELS_DIR / "fer_vgg.pt"))
     ap.add_argument("--data", default=None)
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--version", default=None, help="model version to ship (default: the run's)")
+    ap.add_argument("--version", default=None, help="release version (default: that of shipped weights)")
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)
 
     model, meta = load_shipped_model(a.weights)
     version = a.version or meta.get("version")
     if not version:
-        raise SystemExit(f"{a.weights} carries no version (a soup does not): pass --version")
+        raise SystemExit(f"{a.weights} is not a release (runs and soups carry no version): pass --version")
     x8, y, _ = load_split(a.data, "PublicTest")
     x = (torch.from_numpy(x8).float().div_(255).unsqueeze(1) - meta["mean"]) / meta["std"]
 

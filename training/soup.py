@@ -10,7 +10,7 @@ accuracy a distilled model could aim for, and the option to ship when speed does
 
 Prints one JSON object: PublicTest accuracy of every ingredient, the soup and the ensemble (with --tta,
 also test-time augmented). With --out the soup is written like a training run's best.pt (+ .json), ready
-for `python -m training.export --weights ...`.
+for `python -m training.export --weights ... --version X`.
 """
 
 from __future__ import annotations

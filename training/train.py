@@ -33,7 +33,6 @@ from training.models import IslandLoss, create_model, native_bf16, recalibrate_b
 from training.widen import widen_state_dict
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-VERSION = "0.1.0"
 
 DEFAULTS = dict(
     name="fer_vgg",
@@ -390,7 +389,6 @@ def main(argv=None):
         std=std,
         labels=D.LABELS,
         temperature=1.0,
-        version=VERSION,
         input="1x48x48 grey, x=(pixels/255-mean)/std",
         train_config=cfg,
         data_report=d.report,

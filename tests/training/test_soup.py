@@ -63,3 +63,17 @@ def test_member_records_identify_each_ingredient_by_content(tmp_path):
     # the record follows the file's content, not its name: overwriting the file changes the hash
     save_weights(paths[0][0], create_model("fer_vgg", verbose=False, width=8), paths[0][1])
     assert member_record(*paths[0])["sha256"] != first["sha256"]
+
+
+def test_export_refuses_weights_that_are_not_a_release_without_a_version(tmp_path):
+    import pytest
+
+    from training import export
+    from training.train import save_weights
+
+    weights, out = tmp_path / "soup.pt", tmp_path / "models" / "fer_vgg.pt"
+    meta = {"arch": "fer_vgg", "model_cfg": {"width": 8}, "mean": 0.5, "std": 0.25}
+    save_weights(weights, create_model("fer_vgg", verbose=False, width=8), meta)
+    with pytest.raises(SystemExit, match="not a release"):
+        export.main(["--weights", str(weights), "--out", str(out)])
+    assert not out.parent.exists()
