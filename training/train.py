@@ -311,6 +311,8 @@ def main(argv=None):
         xtr, ytr, rtr = xtr[keep], ytr[keep], rtr[keep]
     teacher = load_teacher(cfg["teacher"], rtr) if cfg["kd_weight"] > 0 else None
     ferplus = ferplus_targets(d, rtr, ytr) if cfg["ferplus_weight"] > 0 else None
+    soft_targets = [(cfg["kd_weight"], teacher), (cfg["ferplus_weight"], ferplus)]  # blended in this order
+    soft_targets = [(w, t) for w, t in soft_targets if t is not None]
     mean, std = D.norm_stats(xtr)
     print(f"[train] train {len(ytr)}, val {len(yva)}, mean {mean:.4f} std {std:.4f}")
     bn_faces = None
@@ -430,10 +432,8 @@ def main(argv=None):
             xb = (xb - mean) / std
             ls = cfg["label_smoothing"]
             target = F.one_hot(yb, 7).float() * (1 - ls) + ls / 7
-            if teacher is not None:
-                target = (1 - cfg["kd_weight"]) * target + cfg["kd_weight"] * teacher[idx]
-            if ferplus is not None:
-                target = (1 - cfg["ferplus_weight"]) * target + cfg["ferplus_weight"] * ferplus[idx]
+            for weight, probs in soft_targets:  # target = (1 - weight) * target + weight * probs
+                target = torch.lerp(target, probs[idx], weight)
             mixed = cfg["mix_prob"] > 0 and torch.rand(1, generator=g).item() < cfg["mix_prob"]
             if mixed:
                 xb, target = mixup_cutmix(xb, target, cfg["mixup"], cfg["cutmix"], g)
