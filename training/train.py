@@ -309,10 +309,11 @@ def main(argv=None):
     if cfg["train_limit"] and cfg["train_limit"] < len(ytr):
         keep = np.sort(np.random.default_rng(cfg["seed"]).choice(len(ytr), cfg["train_limit"], replace=False))
         xtr, ytr, rtr = xtr[keep], ytr[keep], rtr[keep]
-    teacher = load_teacher(cfg["teacher"], rtr) if cfg["kd_weight"] > 0 else None
-    ferplus = ferplus_targets(d, rtr, ytr) if cfg["ferplus_weight"] > 0 else None
-    soft_targets = [(cfg["kd_weight"], teacher), (cfg["ferplus_weight"], ferplus)]  # blended in this order
-    soft_targets = [(w, t) for w, t in soft_targets if t is not None]
+    soft_targets = []  # (weight, per-face probabilities), blended into the label target in this order
+    if cfg["kd_weight"] > 0:
+        soft_targets.append((cfg["kd_weight"], load_teacher(cfg["teacher"], rtr)))
+    if cfg["ferplus_weight"] > 0:
+        soft_targets.append((cfg["ferplus_weight"], ferplus_targets(d, rtr, ytr)))
     mean, std = D.norm_stats(xtr)
     print(f"[train] train {len(ytr)}, val {len(yva)}, mean {mean:.4f} std {std:.4f}")
     bn_faces = None
