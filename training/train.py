@@ -14,6 +14,7 @@ best.pt + best.json (fp32 weights + metadata of the best-by-PublicTest model), c
 """
 
 import argparse
+import functools
 import json
 import math
 import os
@@ -54,6 +55,7 @@ DEFAULTS = dict(
     mixup=0.0,
     cutmix=0.0,
     mix_prob=0.0,
+    sam_rho=0.0,  # > 0: sharpness-aware minimisation with this neighbourhood radius (2 passes per step)
     island_weight=0.0,
     island_lambda=10.0,
     center_lr_mult=10.0,
@@ -175,6 +177,36 @@ def ferplus_targets(d, rows, labels):
     dist[no_votes] = np.eye(len(D.LABELS), dtype=np.float32)[labels[no_votes]]
     print(f"[train] FER+ vote targets for {len(rows)} faces ({int(no_votes.sum())} keep their label)")
     return torch.from_numpy(dist)
+
+
+def batch_loss(model, xb, target, bf16, island=None, island_weight=0.0, yb=None):
+    """(loss, logits): cross-entropy against soft targets, plus the features' Island loss if weighted."""
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        z = model.forward_features(xb)
+        logits = model.forward_head(z).float()
+    loss = torch.sum(-target * F.log_softmax(logits, 1), 1).mean()
+    if island is not None and island_weight > 0:
+        loss = loss + island_weight * island(z.float(), yb)
+    return loss, logits
+
+
+def sharpness_aware_grad(params, rho, loss_fn):
+    """SAM (Foret et al., ICLR 2021), for labels as noisy as FER-2013's: from the gradient already in
+    .grad, step to the worst point of an L2 ball of radius rho, replace .grad by the gradient there, and
+    step back. The optimizer then steps from the original weights with that gradient. loss_fn() returns
+    the loss, or a tuple that starts with it."""
+    params = [p for p in params if p.grad is not None]
+    with torch.no_grad():
+        grads = [p.grad for p in params]
+        norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
+        start = [p.clone() for p in params]  # copied back exactly (w + e - e is not w in floating point)
+        torch._foreach_add_(params, grads, alpha=rho / (norm.item() + 1e-12))
+    for p in params:
+        p.grad = None
+    loss = loss_fn()
+    (loss[0] if isinstance(loss, tuple) else loss).backward()
+    with torch.no_grad():
+        torch._foreach_copy_(params, start)
 
 
 def lr_at(step, warmup, base, min_frac, progress):
@@ -446,14 +478,14 @@ def main(argv=None):
             lr = lr_at(step, warmup, cfg["lr"], cfg["min_lr_frac"], prog)
             for gr in opt.param_groups:
                 gr["lr"] = lr * gr["lr_mult"]
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg["bf16"]):
-                z = model.forward_features(xb)
-                logits = model.forward_head(z).float()
-            loss = torch.sum(-target * F.log_softmax(logits, 1), 1).mean()
-            if island is not None and not mixed:
-                loss = loss + cfg["island_weight"] * island(z.float(), yb)
+            island_w = 0.0 if mixed else cfg["island_weight"]  # a mixed batch has no single class per face
+            loss, logits = batch_loss(model, xb, target, cfg["bf16"], island, island_w, yb)
             opt.zero_grad(set_to_none=True)
             loss.backward()
+            if cfg["sam_rho"] > 0:
+                again = functools.partial(batch_loss, model, xb, target, cfg["bf16"], island, island_w, yb)
+                trained = [p for gr in opt.param_groups for p in gr["params"]]  # Island centres included
+                sharpness_aware_grad(trained, cfg["sam_rho"], again)
             opt.step()
             if ema:
                 ema.update(model)

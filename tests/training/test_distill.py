@@ -82,6 +82,34 @@ def test_ensemble_written_as_one_model_reproduces_the_ensemble_and_names_its_mem
         assert torch.allclose(model.forward_head(model.forward_features(x)), expected, atol=1e-6)
 
 
+def test_an_ensemble_written_as_one_model_goes_through_the_release_export(tmp_path):
+    """training.export takes a logit_ensemble like any model: the release weights, TorchScript and the
+    ONNX files all compute the ensemble's logits."""
+    pytest.importorskip("onnxruntime")
+    from training import export
+    from training import onnx_export as X
+
+    csv = _csv(tmp_path, n_train=1100)  # the int8 calibration draws 1,024 Training faces
+    a, b = _saved_model(tmp_path / "a.pt", 0), _saved_model(tmp_path / "b.pt", 1)
+    ens, out = tmp_path / "ens.pt", tmp_path / "release" / "fer_vgg.pt"
+    E.main(["--weights", str(a), str(b), "--data", str(csv), "--out", str(ens)])
+    export.main(["--weights", str(ens), "--out", str(out), "--data", str(csv), "--version", "0"])
+
+    meta = json.loads(out.with_suffix(".json").read_text())
+    assert meta["arch"] == "logit_ensemble" and meta["version"] == "0"
+    x = torch.randn(6, 1, 48, 48)
+    members = [load_shipped_model(p)[0] for p in (a, b)]
+    released = load_shipped_model(out)[0]
+    scripted = torch.jit.load(str(out.with_name("fer_vgg.torchscript.pt")))
+    with torch.no_grad():
+        expected = torch.stack([m(x) for m in members]).mean(0)
+        assert torch.allclose(released(x), expected, atol=1e-6)
+        assert torch.allclose(scripted(x), expected, atol=1e-5)
+    onnx = X.onnx_logits(X.session(out.with_suffix(".onnx")), x.numpy())
+    assert np.abs(onnx - expected.numpy()).max() < 1e-4
+    assert meta["onnx"]["onnx_int8"]["size_mb"] < meta["onnx"]["onnx_fp32"]["size_mb"]
+
+
 def test_ensemble_of_members_with_different_normalisation_is_not_written_as_one_model(tmp_path):
     csv = _csv(tmp_path)
     a, b = _saved_model(tmp_path / "a.pt", 0), _saved_model(tmp_path / "b.pt", 1, mean=0.4)

@@ -182,9 +182,10 @@ def test_augment_shapes_and_range():
 
 
 @needs_data
-def test_short_training_run_learns(tmp_path):
+@pytest.mark.parametrize("sam_rho", [0.0, 0.05])
+def test_short_training_run_learns(tmp_path, sam_rho):
     """400 real faces, used as both train and val: the real train.main must fit them (loss falls,
-    accuracy well above the 1/7 chance level)."""
+    accuracy well above the 1/7 chance level), with plain SGD steps and with SAM's."""
     from training import train
 
     d = D.parse_csv(DATA, usages={"Training"}, max_rows=400)
@@ -213,6 +214,7 @@ def test_short_training_run_learns(tmp_path):
             "label_smoothing=0",
             "warmup_epochs=1",
             "batch_size=50",
+            f"sam_rho={sam_rho}",
             'aug={"rotate": 0, "scale": [1, 1], "translate": 0.03, "erase_p": 0}',
             "--cache-dir",
             str(tmp_path / "cache"),
@@ -254,6 +256,32 @@ def test_saved_weights_carry_batchnorm_statistics_of_the_clean_training_faces(tm
     again = {k: v for k, v in model.state_dict().items() if "running" in k}
     tol = dict(rtol=5e-2, atol=1e-3) if bf16 else dict(rtol=1e-3, atol=2e-4)
     assert kept and all(torch.allclose(kept[k], again[k], **tol) for k in kept)
+
+
+def test_sharpness_aware_grad_is_the_gradient_at_the_worst_nearby_point_and_restores_the_weights():
+    """SAM on f(w) = sum(w^4): the gradient it leaves is f's gradient at w + rho * g / |g| (g = f'(w)), and
+    the weights come back unchanged, so the optimizer steps from where it was."""
+    from training.train import sharpness_aware_grad
+
+    w = torch.nn.Parameter(torch.tensor([1.0, -2.0, 0.5]))
+    unused = torch.nn.Parameter(torch.ones(2))  # no gradient: must be left alone
+    rho = 0.3
+    (w**4).sum().backward()
+    g = w.grad.clone()
+    sharpness_aware_grad([w, unused], rho, lambda: (w**4).sum())
+    assert torch.equal(w.detach(), torch.tensor([1.0, -2.0, 0.5]))
+    worst = w.detach() + rho * g / g.norm()
+    assert torch.allclose(w.grad, 4 * worst**3)
+    assert unused.grad is None and torch.equal(unused.detach(), torch.ones(2))
+
+
+def test_train_speed_times_the_configured_model_and_batch():
+    from training import train_speed
+
+    tiny = 'model_cfg={"width": 4, "depths": [1, 1, 1, 1]}'
+    report = train_speed.main(["--set", tiny, "--batch-size", "8", "--steps", "2", "--sam"])
+    assert report["model_cfg"]["width"] == 4 and report["batch_size"] == 8 and report["steps"] == 2
+    assert report["sam_rho"] == 0.05 and report["faces_per_s"] == 8 / report["median_step_s"] > 0
 
 
 # ---------------------------------------------------------------------------------------------- metrics
