@@ -194,7 +194,7 @@ def sharpness_aware_grad(params, rho, loss_fn):
     """SAM (Foret et al., ICLR 2021), for labels as noisy as FER-2013's: from the gradient already in
     .grad, step to the worst point of an L2 ball of radius rho, replace .grad by the gradient there, and
     step back. The optimizer then steps from the original weights with that gradient. loss_fn() returns
-    the loss, or a tuple that starts with it."""
+    (loss, ...), as batch_loss does."""
     params = [p for p in params if p.grad is not None]
     with torch.no_grad():
         grads = [p.grad for p in params]
@@ -203,8 +203,7 @@ def sharpness_aware_grad(params, rho, loss_fn):
         torch._foreach_add_(params, grads, alpha=rho / (norm.item() + 1e-12))
     for p in params:
         p.grad = None
-    loss = loss_fn()
-    (loss[0] if isinstance(loss, tuple) else loss).backward()
+    loss_fn()[0].backward()
     with torch.no_grad():
         torch._foreach_copy_(params, start)
 

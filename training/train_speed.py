@@ -11,6 +11,7 @@ It prices a width or depth before a run is started: an epoch of the 28,559 Train
 """
 
 import argparse
+import functools
 import json
 import statistics
 import time
@@ -19,7 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from training.models import create_model
-from training.train import get_args, sharpness_aware_grad
+from training.train import batch_loss, get_args, sharpness_aware_grad
 
 
 def step_times(model, batch_size, bf16, steps, warmup, sam_rho=0.0):
@@ -27,17 +28,14 @@ def step_times(model, batch_size, bf16, steps, warmup, sam_rho=0.0):
     model = model.to(memory_format=torch.channels_last).train()
     opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
     x = torch.randn(batch_size, 1, 48, 48).contiguous(memory_format=torch.channels_last)
-    y = torch.randint(0, 7, (batch_size,))
-
-    def loss_fn():
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            return F.cross_entropy(model(x).float(), y)
+    target = F.one_hot(torch.randint(0, 7, (batch_size,)), 7).float()
+    loss_fn = functools.partial(batch_loss, model, x, target, bf16)  # the trainer's own loss
 
     times = []
     for i in range(warmup + steps):
         t0 = time.perf_counter()
         opt.zero_grad(set_to_none=True)
-        loss_fn().backward()
+        loss_fn()[0].backward()
         if sam_rho > 0:
             sharpness_aware_grad(model.parameters(), sam_rho, loss_fn)
         opt.step()

@@ -268,7 +268,7 @@ def test_sharpness_aware_grad_is_the_gradient_at_the_worst_nearby_point_and_rest
     rho = 0.3
     (w**4).sum().backward()
     g = w.grad.clone()
-    sharpness_aware_grad([w, unused], rho, lambda: (w**4).sum())
+    sharpness_aware_grad([w, unused], rho, lambda: ((w**4).sum(),))
     assert torch.equal(w.detach(), torch.tensor([1.0, -2.0, 0.5]))
     worst = w.detach() + rho * g / g.norm()
     assert torch.allclose(w.grad, 4 * worst**3)
