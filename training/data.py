@@ -14,6 +14,7 @@ Normalisation contract (must match inference exactly):
 """
 
 import csv
+import functools
 import gzip
 import hashlib
 import io
@@ -164,7 +165,16 @@ def load_fer(path=None, cache_dir=DEFAULT_CACHE, verbose=True):
 
 
 def ferplus_votes(ferplus_csv, n_rows):
-    """The FER+ vote columns' names and an int array (n_rows, 10) of votes; rows aligned by position."""
+    """The FER+ vote columns' names and an int array (n_rows, 10) of votes; rows aligned by position.
+
+    Cached per file version (training reads the votes for not-a-face rows and again for soft targets);
+    the array is read-only, so no caller can change another's copy."""
+    st = os.stat(ferplus_csv)
+    return _read_ferplus_votes(str(ferplus_csv), st.st_mtime_ns, st.st_size, n_rows)
+
+
+@functools.lru_cache(maxsize=4)
+def _read_ferplus_votes(ferplus_csv, _mtime_ns, _size, n_rows):
     with open(ferplus_csv, newline="") as f:
         reader = csv.reader(f)
         header = next(reader)
@@ -174,7 +184,8 @@ def ferplus_votes(ferplus_csv, n_rows):
             if i >= n_rows:
                 break
             votes[i] = [int(rec[j] or 0) for j in vote_cols]
-    return [header[i] for i in vote_cols], votes
+    votes.flags.writeable = False
+    return tuple(header[i] for i in vote_cols), votes
 
 
 def ferplus_csv_beside(d):

@@ -105,6 +105,21 @@ def test_ferplus_distribution_spreads_the_seven_expressions_votes(tmp_path):
     assert np.allclose(dist[0], [0.75, 0, 0, 0, 0, 0, 0.25]) and not dist[1].any()
 
 
+def test_ferplus_votes_are_read_once_per_file_version_and_shared_read_only(tmp_path):
+    votes = tmp_path / "ferplus.csv"
+    header = "Usage,Image name,neutral,happiness,surprise,sadness,anger,disgust,fear,contempt,unknown,NF\n"
+    votes.write_text(header + "Training,a.png,0,0,0,0,0,0,0,0,0,10\n")
+    names, first = D.ferplus_votes(votes, 1)
+    assert D.ferplus_votes(votes, 1)[1] is first  # the second caller (soft targets) gets the cached array
+    with pytest.raises(ValueError):
+        first[0, 0] = 1
+    assert D.ferplus_not_face(votes, 1).tolist() == [True]
+    votes.write_text(header + "Training,a.png,9,0,0,0,0,0,0,0,0,1\n")  # rewritten (size equal, mtime not)
+    os.utime(votes, ns=(0, 0))
+    assert D.ferplus_not_face(votes, 1).tolist() == [False]
+    assert names.index("NF") == 9
+
+
 def test_normalize_contract():
     x = np.array([[[0, 255]]], np.uint8).repeat(48, 1).repeat(24, 2)
     out = D.normalize(x, 0.5, 0.25)
