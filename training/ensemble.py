@@ -68,13 +68,15 @@ def file_sha256(path) -> str:
 def member_record(path, meta: dict) -> dict:
     """What identifies one ingredient later: its path can be overwritten (models/fer_vgg.pt is replaced by
     each release), so the record also keeps the file's hash, the release version (None for a run's
-    weights) and the run that made it."""
-    return {
-        "weights": str(path),
-        "sha256": file_sha256(path),
-        "version": meta.get("version"),
-        "run": meta.get("train_config", {}).get("name"),
-    }
+    weights) and the run that made it. A release that is itself a soup was made by no single run (its
+    train_config is only its first member's), so it names its own members instead."""
+    record = {"weights": str(path), "sha256": file_sha256(path), "version": meta.get("version")}
+    if "soup_of" in meta:
+        record["run"] = None
+        record["soup_of"] = [m.get("run") or m.get("version") for m in meta["soup_of"]]
+    else:
+        record["run"] = meta.get("train_config", {}).get("name")
+    return record
 
 
 def ensemble_model(members, paths):

@@ -27,6 +27,9 @@ from training.evaluate import load_split, logits_for
 from training.models import load_shipped_model, recalibrate_batchnorm
 from training.train import save_weights
 
+# metadata that training.export writes for a release, never true of a new soup
+RELEASE_ONLY_KEYS = ("version", "calibration", "onnx", "source_weights", "soup_of_note")
+
 
 def average_weights(models: list[torch.nn.Module]) -> dict[str, torch.Tensor]:
     states = [m.state_dict() for m in models]
@@ -37,6 +40,19 @@ def average_weights(models: list[torch.nn.Module]) -> dict[str, torch.Tensor]:
         else:  # e.g. BatchNorm's num_batches_tracked
             soup[key] = value.clone()
     return soup
+
+
+def soup_metadata(paths, metas: list[dict], accuracy: float) -> dict:
+    """The .json sidecar of a soup of these members. train_config stays the first member's (its data
+    options apply to the soup); soup_of says whose weights went in. A soup is not yet a release: what
+    training.export measures and sets is dropped, so a released first member's figures and notes do not
+    pass for the soup's."""
+    meta = {k: v for k, v in metas[0].items() if k not in RELEASE_ONLY_KEYS}
+    meta.update(
+        soup_of=[member_record(p, m) for p, m in zip(paths, metas, strict=True)],
+        metrics={"acc": accuracy},
+    )
+    return meta
 
 
 def main(argv=None):
@@ -71,12 +87,9 @@ def main(argv=None):
     if a.out:
         out = Path(a.out)
         out.parent.mkdir(parents=True, exist_ok=True)
-        # train_config stays the first member's (its data options apply to the soup); soup_of says whose
-        # weights went in
-        soup_of = [member_record(w, m) for w, (_, m) in zip(a.weights, loaded, strict=True)]
-        soup_meta = dict(meta, soup_of=soup_of, metrics={"acc": report["soup_accuracy"]})
-        soup_meta.pop("version", None)  # a soup is not yet a release; training.export sets the version
-        save_weights(out, soup_model, soup_meta)
+        save_weights(
+            out, soup_model, soup_metadata(a.weights, [m for _, m in loaded], report["soup_accuracy"])
+        )
         report["written"] = str(out)
     print(json.dumps(report, indent=1))
     return report

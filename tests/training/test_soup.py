@@ -77,3 +77,35 @@ def test_export_refuses_weights_that_are_not_a_release_without_a_version(tmp_pat
     with pytest.raises(SystemExit, match="not a release"):
         export.main(["--weights", str(weights), "--out", str(out)])
     assert not out.parent.exists()
+
+
+def test_a_soup_with_a_release_in_it_records_its_members_not_the_release_figures(tmp_path):
+    """The soup keeps the first member's training options but none of what export measured for a release,
+    and a release that was itself a soup is recorded by its own members (its train_config is not the run
+    that made it)."""
+    from training import soup
+    from training.train import save_weights
+
+    torch.manual_seed(0)
+    base = {"arch": "fer_vgg", "model_cfg": {"width": 8}, "mean": 0.5, "std": 0.25, "temperature": 1.0}
+    release = base | {
+        "version": "0.3.0",
+        "train_config": {"name": "restart"},
+        "soup_of": [{"run": None, "version": "0.2.0"}, {"run": "cont_b", "version": None}],
+        "calibration": {"temperature": 0.97},
+        "onnx": {"onnx_int8": {"accuracy": 0.7}},
+        "soup_of_note": "recorded after the fact",
+        "source_weights": "runs/old_soup/best.pt",
+    }
+    run = base | {"train_config": {"name": "sam_a", "drop_not_face": True}}
+    paths = [tmp_path / "run.pt", tmp_path / "release.pt"]
+    for path, meta in zip(paths, (run, release), strict=True):
+        save_weights(path, create_model("fer_vgg", verbose=False, width=8), meta)
+
+    written = soup.soup_metadata(paths, [run, release], 0.7125)
+    assert written["train_config"] == run["train_config"] and written["model_cfg"] == {"width": 8}
+    assert not set(soup.RELEASE_ONLY_KEYS) & set(written)
+    assert written["metrics"] == {"acc": 0.7125}
+    first, second = written["soup_of"]
+    assert (first["run"], first["version"]) == ("sam_a", None) and "soup_of" not in first
+    assert (second["run"], second["version"], second["soup_of"]) == (None, "0.3.0", ["0.2.0", "cont_b"])
