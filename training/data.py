@@ -165,25 +165,27 @@ def load_fer(path=None, cache_dir=DEFAULT_CACHE, verbose=True):
 
 
 def ferplus_votes(ferplus_csv, n_rows):
-    """The FER+ vote columns' names and an int array (n_rows, 10) of votes; rows aligned by position.
+    """The FER+ vote columns' names and an int array (n_rows, 10) of votes; rows aligned by position
+    (zeros past the file's end).
 
-    Cached per file version (training reads the votes for not-a-face rows and again for soft targets);
-    the array is read-only, so no caller can change another's copy."""
+    The file is parsed once per version (training reads the votes for not-a-face rows and again for soft
+    targets); the array is read-only, so no caller can change another's copy."""
     st = os.stat(ferplus_csv)
-    return _read_ferplus_votes(str(ferplus_csv), st.st_mtime_ns, st.st_size, n_rows)
+    names, votes = _read_ferplus_votes(str(ferplus_csv), st.st_mtime_ns, st.st_size)
+    if n_rows > len(votes):
+        votes = np.pad(votes, ((0, n_rows - len(votes)), (0, 0)))
+        votes.flags.writeable = False
+    return names, votes[:n_rows]
 
 
-@functools.lru_cache(maxsize=4)
-def _read_ferplus_votes(ferplus_csv, _mtime_ns, _size, n_rows):
+@functools.lru_cache(maxsize=2)
+def _read_ferplus_votes(ferplus_csv, _mtime_ns, _size):
     with open(ferplus_csv, newline="") as f:
         reader = csv.reader(f)
         header = next(reader)
         vote_cols = [i for i, h in enumerate(header) if h not in ("Usage", "Image name")]
-        votes = np.zeros((n_rows, len(vote_cols)), np.int64)
-        for i, rec in enumerate(reader):
-            if i >= n_rows:
-                break
-            votes[i] = [int(rec[j] or 0) for j in vote_cols]
+        votes = np.array([[int(rec[j] or 0) for j in vote_cols] for rec in reader], np.int64)
+    votes = votes.reshape(-1, len(vote_cols))  # an empty file still has the columns
     votes.flags.writeable = False
     return tuple(header[i] for i in vote_cols), votes
 

@@ -86,7 +86,6 @@ def test_a_soup_with_a_release_in_it_records_its_members_not_the_release_figures
     from training import soup
     from training.train import save_weights
 
-    torch.manual_seed(0)
     base = {"arch": "fer_vgg", "model_cfg": {"width": 8}, "mean": 0.5, "std": 0.25, "temperature": 1.0}
     release = base | {
         "version": "0.3.0",

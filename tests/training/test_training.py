@@ -110,9 +110,11 @@ def test_ferplus_votes_are_read_once_per_file_version_and_shared_read_only(tmp_p
     header = "Usage,Image name,neutral,happiness,surprise,sadness,anger,disgust,fear,contempt,unknown,NF\n"
     votes.write_text(header + "Training,a.png,0,0,0,0,0,0,0,0,0,10\n")
     names, first = D.ferplus_votes(votes, 1)
-    assert D.ferplus_votes(votes, 1)[1] is first  # the second caller (soft targets) gets the cached array
+    again = D.ferplus_votes(votes, 1)[1]  # the second caller (soft targets) shares the parsed array
+    assert np.shares_memory(again, first)
     with pytest.raises(ValueError):
         first[0, 0] = 1
+    assert D.ferplus_votes(votes, 3)[1].tolist()[1:] == [[0] * 10] * 2  # zeros past the file's end
     assert D.ferplus_not_face(votes, 1).tolist() == [True]
     votes.write_text(header + "Training,a.png,9,0,0,0,0,0,0,0,0,1\n")  # rewritten (size equal, mtime not)
     os.utime(votes, ns=(0, 0))
