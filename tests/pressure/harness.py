@@ -110,30 +110,6 @@ def model_weights(directory: Path) -> Path | None:
     figures are not (same architecture and size)."""
     weights = stack_model_weights(directory)
     return None if weights == REPO_ROOT / "models" / "fer_vgg.pt" else weights
-    import json
-
-    import torch
-
-    from training.models import create_model
-
-    config = json.loads((REPO_ROOT / "training" / "configs" / "fer_vgg.json").read_text())
-    torch.manual_seed(0)
-    model = create_model(config["model"], verbose=False, **config["model_cfg"])
-    model.eval()
-    weights.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(model.state_dict(), weights)
-    meta = {
-        "arch": config["model"],
-        "model_cfg": config["model_cfg"],
-        "mean": 0.5,
-        "std": 0.25,
-        "labels": ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"],
-        "temperature": 1.0,
-        "version": "stand-in-random",
-        "metrics": {"split": "none", "accuracy": 0.0},
-    }
-    weights.with_suffix(".json").write_text(json.dumps(meta))
-    return weights
 
 
 @contextlib.contextmanager

@@ -8,41 +8,19 @@ import numpy as np
 import pytest
 import torch
 
+from tests.training.tiny import TINY, saved_tiny_model, tiny_csv
 from training import ensemble as E
 from training import train
 from training.evaluate import logits_for
-from training.models import create_model, load_shipped_model
+from training.models import load_shipped_model
 
 torch.set_num_threads(1)
-TINY = {"width": 4, "depths": [1, 1, 1, 1], "hidden": 16, "dropout": 0.0}
-
-
-def _csv(tmp_path, n_train=64, n_val=21, label=None):
-    """Random faces labelled i % 7 (or all `label`)."""
-    rng = np.random.default_rng(0)
-    rows = ["emotion,pixels,Usage"]
-    for usage, n in (("Training", n_train), ("PublicTest", n_val)):
-        rows += [
-            f"{i % 7 if label is None else label},{' '.join(map(str, rng.integers(0, 256, 2304)))},{usage}"
-            for i in range(n)
-        ]
-    path = tmp_path / "tiny.csv"
-    path.write_text("\n".join(rows) + "\n")
-    return path
-
-
-def _saved_model(path, seed, mean=0.5, std=0.25):
-    torch.manual_seed(seed)
-    model = create_model("fer_vgg", verbose=False, **TINY).eval()
-    meta = dict(arch="fer_vgg", model_cfg=TINY, mean=mean, std=std, labels=list("abcdefg"), temperature=1.0)
-    train.save_weights(path, model, meta)
-    return path
 
 
 def test_ensemble_averages_member_logits_and_writes_aligned_targets(tmp_path):
-    csv = _csv(tmp_path)
-    a = _saved_model(tmp_path / "a.pt", 0)
-    b = _saved_model(tmp_path / "b.pt", 1, mean=0.4, std=0.3)  # each member keeps its own normalisation
+    csv = tiny_csv(tmp_path)
+    a = saved_tiny_model(tmp_path / "a.pt", 0)
+    b = saved_tiny_model(tmp_path / "b.pt", 1, mean=0.4, std=0.3)  # each member keeps its own normalisation
     out = tmp_path / "teacher" / "targets.npz"
     report = E.main(
         ["--weights", str(a), str(b), "--data", str(csv), "--targets", str(out), "--tta", "--tta-targets"]
@@ -66,8 +44,8 @@ def test_ensemble_averages_member_logits_and_writes_aligned_targets(tmp_path):
 
 
 def test_ensemble_written_as_one_model_reproduces_the_ensemble_and_names_its_members(tmp_path):
-    csv = _csv(tmp_path)
-    a, b = _saved_model(tmp_path / "a.pt", 0), _saved_model(tmp_path / "b.pt", 1)
+    csv = tiny_csv(tmp_path)
+    a, b = saved_tiny_model(tmp_path / "a.pt", 0), saved_tiny_model(tmp_path / "b.pt", 1)
     out = tmp_path / "ens" / "ensemble.pt"
     E.main(["--weights", str(a), str(b), "--data", str(csv), "--out", str(out)])
 
@@ -89,8 +67,8 @@ def test_an_ensemble_written_as_one_model_goes_through_the_release_export(tmp_pa
     from training import export
     from training import onnx_export as X
 
-    csv = _csv(tmp_path, n_train=1100)  # the int8 calibration draws 1,024 Training faces
-    a, b = _saved_model(tmp_path / "a.pt", 0), _saved_model(tmp_path / "b.pt", 1)
+    csv = tiny_csv(tmp_path, n_train=1100)  # the int8 calibration draws 1,024 Training faces
+    a, b = saved_tiny_model(tmp_path / "a.pt", 0), saved_tiny_model(tmp_path / "b.pt", 1)
     ens, out = tmp_path / "ens.pt", tmp_path / "release" / "fer_vgg.pt"
     E.main(["--weights", str(a), str(b), "--data", str(csv), "--out", str(ens)])
     export.main(["--weights", str(ens), "--out", str(out), "--data", str(csv), "--version", "0"])
@@ -111,8 +89,8 @@ def test_an_ensemble_written_as_one_model_goes_through_the_release_export(tmp_pa
 
 
 def test_ensemble_of_members_with_different_normalisation_is_not_written_as_one_model(tmp_path):
-    csv = _csv(tmp_path)
-    a, b = _saved_model(tmp_path / "a.pt", 0), _saved_model(tmp_path / "b.pt", 1, mean=0.4)
+    csv = tiny_csv(tmp_path)
+    a, b = saved_tiny_model(tmp_path / "a.pt", 0), saved_tiny_model(tmp_path / "b.pt", 1, mean=0.4)
     out = tmp_path / "ensemble.pt"
     with pytest.raises(SystemExit, match="normalisation"):
         E.main(["--weights", str(a), str(b), "--data", str(csv), "--out", str(out)])
@@ -131,7 +109,7 @@ def _train(tmp_path, csv, *settings):
 def test_distillation_follows_the_teacher_not_the_labels(tmp_path):
     """Every label says 'angry', the teacher calls every face 'happy': with kd_weight 1 the trained model
     answers 'happy' for nearly every face, so the teacher's targets (not the labels) are what it learns."""
-    csv = _csv(tmp_path, label=0)
+    csv = tiny_csv(tmp_path, label=0)
     teacher = tmp_path / "happy.npz"
     np.savez(teacher, rows=np.arange(64)[::-1], probs=np.tile(np.eye(7, dtype=np.float32)[3], (64, 1)))
     model, meta = _train(tmp_path, csv, f'teacher="{teacher}"', "kd_weight=1.0")
@@ -150,7 +128,7 @@ def test_ferplus_votes_as_targets_override_the_labels(tmp_path):
     """Labels say 'angry'; the FER+ annotators beside the CSV say 'happy' (plus contempt votes, which have no
     FER-2013 class and are left out), except for two faces nobody gave one of the seven expressions. With
     ferplus_weight 1 the model learns the votes; best.json names its accuracy by the precision it ran at."""
-    csv = _csv(tmp_path, label=0)
+    csv = tiny_csv(tmp_path, label=0)
     header = "Usage,Image name,neutral,happiness,surprise,sadness,anger,disgust,fear,contempt,unknown,NF"
     votes = [f"Training,{i}.png,0,{0 if i < 2 else 7},0,0,0,0,0,3,0,0" for i in range(64)]
     votes += [f"PublicTest,{i}.png,0,0,0,0,10,0,0,0,0,0" for i in range(21)]
@@ -165,7 +143,7 @@ def test_ferplus_votes_as_targets_override_the_labels(tmp_path):
 
 
 def test_distillation_refuses_a_teacher_without_every_face(tmp_path):
-    csv = _csv(tmp_path)
+    csv = tiny_csv(tmp_path)
     teacher = tmp_path / "partial.npz"
     np.savez(teacher, rows=np.arange(60), probs=np.full((60, 7), 1 / 7, dtype=np.float32))
     with pytest.raises(SystemExit, match="no targets for 4 of 64"):

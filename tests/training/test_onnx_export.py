@@ -29,7 +29,8 @@ def _check(fp32_path, int8_path, faces):
     fp32 = X.onnx_logits(X.session(fp32_path), x)
     int8 = X.onnx_logits(X.session(int8_path), x)
     assert np.abs(fp32 - reference).max() < 1e-3
-    assert (int8.argmax(1) == reference.argmax(1)).mean() >= 0.95
+    # 7-bit weights keep ~99% agreement on every x86 CPU; full-range int8 fell to ~94.6% on AVX2 (saturation)
+    assert (int8.argmax(1) == reference.argmax(1)).mean() >= 0.97
     # int8 may lose a little accuracy, not a lot
     assert (int8.argmax(1) == y).mean() >= (reference.argmax(1) == y).mean() - 0.02
     assert int8_path.stat().st_size < 0.35 * fp32_path.stat().st_size
@@ -77,3 +78,23 @@ def test_evaluate_scores_an_onnx_export_like_its_weights(faces):
     assert service["tta"] == "service" and service["loss"] not in (plain["loss"], torch_run["loss"])
     int8 = evaluate(common + ["--onnx", str(SHIPPED.with_suffix(".int8.onnx"))])
     assert abs(int8["accuracy"] - plain["accuracy"]) < 0.05 and int8["loss"] != plain["loss"]
+
+
+def test_export_command_records_its_report_in_the_models_sidecar(tmp_path):
+    """`python -m training.onnx_export --record` on a tiny model: both files written, the report (naming the
+    CPU the int8 figures depend on) stored under "onnx" in the sidecar, the rest of the metadata kept."""
+    import json
+
+    from tests.training.tiny import saved_tiny_model, tiny_csv
+
+    csv = tiny_csv(tmp_path, n_train=1100)  # the int8 calibration draws 1,024 Training faces
+    weights = saved_tiny_model(tmp_path / "tiny.pt", 0, version="9.9.9")
+    report = X.main(
+        ["--model", str(weights), "--out-dir", str(tmp_path), "--data", str(csv), "--record", "--json"]
+    )
+
+    meta = json.loads(weights.with_suffix(".json").read_text())
+    assert meta["onnx"] == report and meta["version"] == "9.9.9"
+    assert (tmp_path / "tiny.onnx").exists() and (tmp_path / "tiny.int8.onnx").exists()
+    assert report["onnx_fp32"]["top1_agreement_with_torch"] == 1.0 and report["n"] == 21
+    assert report["cpu"] and report["cpu"] == X.cpu_description()

@@ -108,3 +108,51 @@ def test_a_soup_with_a_release_in_it_records_its_members_not_the_release_figures
     first, second = written["soup_of"]
     assert (first["run"], first["version"]) == ("sam_a", None) and "soup_of" not in first
     assert (second["run"], second["version"], second["soup_of"]) == (None, "0.3.0", ["0.2.0", "cont_b"])
+
+
+def test_soup_command_writes_the_soup_it_reports(tmp_path):
+    """`python -m training.soup` end to end on a tiny CSV: the written model is the members' weight average
+    with BatchNorm statistics re-estimated on the Training faces, it scores what the report says, plain
+    and with TTA, and its sidecar names the members."""
+    from tests.training.tiny import saved_tiny_model, tiny_csv
+    from training import data as D
+    from training import soup
+    from training.ensemble import accuracy
+    from training.evaluate import logits_for
+    from training.models import load_shipped_model
+
+    csv = tiny_csv(tmp_path)
+    paths = [saved_tiny_model(tmp_path / f"{n}.pt", s, train_config={"name": n}) for s, n in enumerate("ab")]
+    out = tmp_path / "soup" / "best.pt"
+    report = soup.main(["--weights", *map(str, paths), "--data", str(csv), "--out", str(out), "--tta"])
+
+    model, meta = load_shipped_model(out)
+    averaged = average_weights([load_shipped_model(p)[0] for p in paths])
+    statistics = [k for k in averaged if k.endswith(("running_mean", "running_var"))]
+    assert statistics
+    for key, value in model.state_dict().items():
+        if key in statistics:
+            assert not torch.allclose(value, averaged[key])  # re-estimated, not averaged
+        elif value.dtype.is_floating_point:
+            assert torch.allclose(value, averaged[key])
+    x8, y = D.parse_csv(csv).split("PublicTest")
+    x = torch.from_numpy(D.normalize(x8, meta["mean"], meta["std"]))
+    assert report["soup_accuracy"] == accuracy(logits_for(model, x), y)
+    assert report["soup_accuracy_tta"] == accuracy(logits_for(model, x, tta=True), y)
+    assert set(report["members"]) == set(map(str, paths)) and report["n"] == 21
+    assert meta["metrics"] == {"acc": report["soup_accuracy"]} and report["written"] == str(out)
+    assert [m["run"] for m in meta["soup_of"]] == ["a", "b"]
+
+
+def test_soup_command_refuses_members_of_different_configurations(tmp_path):
+    import pytest
+
+    from tests.training.tiny import TINY, saved_tiny_model, tiny_csv
+    from training import soup
+
+    csv = tiny_csv(tmp_path)
+    a = saved_tiny_model(tmp_path / "a.pt", 0)
+    b = saved_tiny_model(tmp_path / "b.pt", 1, model_cfg=TINY | {"hidden": 8})
+    with pytest.raises(SystemExit, match="same architecture and configuration"):
+        soup.main(["--weights", str(a), str(b), "--data", str(csv), "--out", str(tmp_path / "s.pt")])
+    assert not (tmp_path / "s.pt").exists()
