@@ -4,9 +4,9 @@
 
 Without --model the shipped model (models/fer_vgg.pt + .json) is used. Inference is fp32 unless --bf16.
 --onnx FILE scores an ONNX export of that model (e.g. models/fer_vgg.int8.onnx) under ONNX Runtime instead.
---tta averages logits over the image and its mirror, each at 5 positions (centre and +-2 px shifts); --tta SET
-over another view set of training/tta.py (`python -m training.tta` compares them), e.g. --tta service for the
-inference service's 4 views (the crop, its mirror, two diagonal 2-px shifts).
+--tta averages logits over the image and its mirror, each at 5 positions (centre and +-2 px shifts), as the
+inference service's TTA option does; --tta SET over another view set of training/tta.py (`python -m
+training.tta` compares them), e.g. --tta flip_diag2 for the service's 4 views until 3 December 2026.
 --occlude F erases one random square covering fraction F of every image (robustness probe, fixed seed).
 --ferplus also scores the predictions against the FER+ majority vote (10 annotators per face), on the faces
 whose majority is one of the 7 classes.
@@ -31,7 +31,7 @@ from training.tta import views_of as tta_views
 @torch.no_grad()
 def logits_for(model, x, batch=256, bf16=False, tta=False):
     """x: standardised float (N,1,48,48) -> fp32 logits (N,7), averaged over the views of a TTA set
-    (training/tta.py): tta=True for its DEFAULT_SET, or a set's name (e.g. "service")."""
+    (training/tta.py): tta=True for its DEFAULT_SET, or a set's name (e.g. "flip_diag2")."""
     model.eval()
     views_of = tta_views(DEFAULT_SET if tta is True else tta) if tta else (lambda xb: [xb])
     out = []

@@ -71,15 +71,16 @@ ROTATIONS = ["r-8", "r8"]
 VIEW_SETS = {
     "plain": ["id"],
     "flip": _mirrored(["id"]),
-    "flip_shift5": _mirrored(SHIFTS5),  # the 10 views of the model card's TTA figure up to version 0.2.0
+    "flip_shift5": _mirrored(SHIFTS5),  # the 10 views of the model card's TTA figure and the service's TTA
     "flip_shift9": _mirrored(SHIFTS9),
     "flip_shift5_zoom": _mirrored(SHIFTS5 + ZOOMS),
     "flip_shift5_rotate": _mirrored(SHIFTS5 + ROTATIONS),
     "flip_shift5_zoom_rotate": _mirrored(SHIFTS5 + ZOOMS + ROTATIONS),
     "flip_shift9_zoom_rotate": _mirrored(SHIFTS9 + ZOOMS + ROTATIONS),
-    # the inference service's 4 (services/inference/scoring.py tta_variants): crop, mirror, 2 diagonal shifts
-    "service": ["id", "mid", "s2,2", "s-2,-2"],
+    # the inference service's 4 views until 3 December 2026 (named "service"): crop, mirror, 2 diagonal shifts
+    "flip_diag2": ["id", "mid", "s2,2", "s-2,-2"],
 }
+# the model card's TTA; services/inference/scoring.py tta_variants computes the same views for the service
 DEFAULT_SET = "flip_shift5"
 
 

@@ -101,7 +101,7 @@ class InProcessClassifier:
 
     def predict(self, crops: np.ndarray, tta: bool = False) -> np.ndarray:
         card = self.card
-        rows = len(crops) * (4 if tta else 1)
+        rows = len(crops) * (scoring.TTA_VIEWS if tta else 1)
         bf16 = 0 < self.bf16_min_batch <= rows
         return scoring.probabilities(self.model, crops, card.mean, card.std, card.temperature, tta, bf16)
 

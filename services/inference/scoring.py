@@ -18,10 +18,21 @@ def normalise(crops: np.ndarray, mean: float, std: float) -> torch.Tensor:
     return torch.from_numpy(((x - mean) / std)[:, None])
 
 
+# Test-time augmentation: the model card's TTA (training/tta.py DEFAULT_SET, "flip_shift5"), so the service's
+# option scores what the card reports: the crop and its mirror, each centred and shifted 2 px up, down, left
+# and right (edges replicated, as the training augmentation fills them).
+TTA_SHIFTS = ((0, 0), (2, 0), (-2, 0), (0, 2), (0, -2))
+TTA_VIEWS = 2 * len(TTA_SHIFTS)
+
+
 def tta_variants(x: torch.Tensor) -> list[torch.Tensor]:
-    """Test-time augmentation: the crop, its mirror image and two 2-pixel shifts (edges replicated)."""
-    padded = torch.nn.functional.pad(x, (2, 2, 2, 2), mode="replicate")
-    return [x, torch.flip(x, dims=[3]), padded[:, :, :-4, :-4], padded[:, :, 4:, 4:]]
+    """The TTA_VIEWS views of a standardised batch (N, 1, 48, 48), in training/tta.py's order."""
+    height, width = x.shape[-2:]
+    views = []
+    for image in (x, torch.flip(x, dims=[3])):
+        padded = torch.nn.functional.pad(image, (2, 2, 2, 2), mode="replicate")
+        views += [padded[..., 2 - dy : 2 - dy + height, 2 - dx : 2 - dx + width] for dy, dx in TTA_SHIFTS]
+    return views
 
 
 def softmax(logits: np.ndarray, temperature: float) -> np.ndarray:
@@ -53,11 +64,12 @@ def probabilities(
 
 def probabilities_with(forward, crops, mean, std, temperature=1.0, tta=False) -> np.ndarray:
     """float64 (N, 7) probabilities for uint8 crops (N, 48, 48), where `forward` maps a standardised float32
-    batch (B, 1, 48, 48) to logits (B, 7) as numpy; with TTA, the mean over the variants."""
+    batch (B, 1, 48, 48) to logits (B, 7) as numpy; with TTA, of the views' mean logits (as training.evaluate
+    scores TTA, which the temperature and the card's figures were measured with)."""
     if len(crops) == 0:
         return np.zeros((0, 7))
     x = normalise(crops, mean, std)
-    variants = tta_variants(x) if tta else [x]
-    logits = forward(torch.cat(variants) if tta else x)
-    per_variant = logits.reshape(len(variants), len(crops), -1)
-    return np.mean([softmax(v, temperature) for v in per_variant], axis=0)
+    if not tta:
+        return softmax(forward(x), temperature)
+    logits = forward(torch.cat(tta_variants(x)).contiguous())
+    return softmax(logits.reshape(TTA_VIEWS, len(crops), -1).mean(axis=0), temperature)

@@ -50,15 +50,20 @@ def test_shipped_onnx_files_match_shipped_weights(faces):
     _check(fp32_path, int8_path, faces)
 
 
-def test_service_tta_averages_the_inference_services_views(faces):
-    from services.inference.scoring import tta_variants
+def test_the_services_tta_scores_what_the_model_cards_tta_measures(faces):
+    """The service's test_time_augmentation option (services/inference/scoring.py, every backend) gives the
+    probabilities of `training.evaluate --tta`: its 10 views' mean logits at the model's temperature."""
+    from services.inference import scoring
 
     model, _, x, _ = faces
-    x = torch.from_numpy(x[:64])
-    with torch.no_grad():
-        by_hand = torch.stack([model(v.contiguous()) for v in tta_variants(x)]).mean(0)
-    assert torch.allclose(logits_for(model, x, tta="service"), by_hand, atol=1e-5)
-    assert not torch.allclose(logits_for(model, x, tta=True), by_hand, atol=1e-3)
+    _, meta = load_shipped_model()
+    crops = D.parse_csv(DATA, usages={"PublicTest"}, max_rows=None).split("PublicTest")[0][:64]
+    assert np.allclose(D.normalize(crops, meta["mean"], meta["std"]), x[:64])
+    served = scoring.probabilities(model, crops, meta["mean"], meta["std"], meta["temperature"], tta=True)
+    measured = logits_for(model, torch.from_numpy(x[:64]), tta=True).double() / meta["temperature"]
+    assert np.allclose(served, measured.softmax(1).numpy(), atol=1e-5)
+    plain = scoring.probabilities(model, crops, meta["mean"], meta["std"], meta["temperature"])
+    assert not np.allclose(served, plain, atol=1e-3)
 
 
 def test_evaluate_scores_an_onnx_export_like_its_weights(faces):
@@ -74,8 +79,8 @@ def test_evaluate_scores_an_onnx_export_like_its_weights(faces):
         assert onnx_run["model"].endswith("fer_vgg.onnx") and onnx_run["n"] == 300
         assert onnx_run["accuracy"] == torch_run["accuracy"]
         assert abs(onnx_run["loss"] - torch_run["loss"]) < 1e-4
-    service = evaluate(common + ["--tta", "service"])
-    assert service["tta"] == "service" and service["loss"] not in (plain["loss"], torch_run["loss"])
+    diagonal = evaluate(common + ["--tta", "flip_diag2"])
+    assert diagonal["tta"] == "flip_diag2" and diagonal["loss"] not in (plain["loss"], torch_run["loss"])
     int8 = evaluate(common + ["--onnx", str(SHIPPED.with_suffix(".int8.onnx"))])
     assert abs(int8["accuracy"] - plain["accuracy"]) < 0.05 and int8["loss"] != plain["loss"]
 

@@ -62,3 +62,13 @@ def test_comparison_agrees_with_evaluate():
         args = common + ([] if name == "plain" else ["--tta", name])
         assert report["sets"][name]["accuracy"] == evaluate(args)["accuracy"]
     assert report["sets"][T.DEFAULT_SET]["views"] == 10
+
+
+def test_the_inference_service_augments_with_the_default_set():
+    """services/inference/scoring.py keeps its own copy (TorchServe's archive ships that file alone)."""
+    from services.inference import scoring
+
+    x = torch.rand(3, 1, 48, 48, generator=torch.Generator().manual_seed(2))
+    served, measured = scoring.tta_variants(x), T.views_of(T.DEFAULT_SET)(x)
+    assert len(served) == scoring.TTA_VIEWS == len(measured)
+    assert all(torch.equal(a, b) for a, b in zip(served, measured, strict=True))
