@@ -42,6 +42,7 @@ log = logging.getLogger(__name__)
 
 API = "/api/v1"
 ANALYSIS_REQUEST_ID_HEADER = "X-Analysis-Request-Id"
+INT32_MAX = 2**31 - 1  # protobuf int32 fields refuse larger values
 ERROR_STATUSES = (400, 401, 403, 404, 409, 412, 413, 429, 503, 504)
 _STATUS_TEXT = {
     400: "Invalid request (INVALID_ARGUMENT)",
@@ -338,12 +339,25 @@ def create_app(gateway: Gateway, settings: GatewaySettings) -> FastAPI:
         source: Annotated[PhotoSourceName, Form()] = "SOURCE_ALBUM",
         request_id: Annotated[str | None, Form(min_length=1, max_length=128)] = None,
         captured_at: Annotated[datetime | None, Form()] = None,
+        # AnalyzeOptions, as form fields
+        max_faces: Annotated[
+            int, Form(ge=0, le=INT32_MAX, description="at most this many faces, largest first; 0 = default")
+        ] = 0,
+        whole_image_as_face: Annotated[bool, Form(description="pre-cropped face: skip detection")] = False,
+        test_time_augmentation: Annotated[
+            bool, Form(description="score 10 mirrored and shifted views of each face (slower, steadier)")
+        ] = False,
     ):
         message = gateway_pb2.AnalyzePhotoRequest(
             image=await image.read(),
             source=common_pb2.Source.Value(source),
             request_id=request_id or "",
             captured_at=timestamp(captured_at),
+            options=common_pb2.AnalyzeOptions(
+                max_faces=max_faces,
+                whole_image_as_face=whole_image_as_face,
+                test_time_augmentation=test_time_augmentation,
+            ),
         )
         response, used_request_id = await gateway.analyze_photo(caller, message)
         result = reply(response)

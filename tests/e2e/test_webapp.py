@@ -78,6 +78,19 @@ def expect_seven_bars_and_an_emoji(app: BrowserPage) -> None:
     assert page.locator("#result-emoji").text_content().strip() in EMOJI
 
 
+# Wraps fetch to keep the text fields of the FormData bodies the app sends.
+UPLOAD_FIELDS_RECORDER = """() => {
+  const send = window.fetch;
+  window.uploadFields = null;
+  window.fetch = (url, init = {}) => {
+    if (init.body instanceof FormData) {
+      window.uploadFields = Object.fromEntries([...init.body].filter(([, v]) => typeof v === "string"));
+    }
+    return send(url, init);
+  };
+}"""
+
+
 def test_register_log_in_recognise_and_delete_on_a_phone(open_app, face_photo):
     app = open_app("phone")
     page = app.page
@@ -145,9 +158,12 @@ def test_register_log_in_recognise_and_delete_on_a_phone(open_app, face_photo):
     log_in(app, username)
     expect(page.locator("#choose-photo")).to_be_visible()
 
-    # Recognise a photo from the "album".
+    # Recognise a photo from the "album", carefully (TTA) unless the user turns it off.
+    expect(page.locator("#careful-analysis")).to_be_checked()
+    page.evaluate(UPLOAD_FIELDS_RECORDER)  # Playwright does not expose multipart bodies with files
     page.set_input_files("#photo-file", str(face_photo))
     expect_seven_bars_and_an_emoji(app)
+    assert page.evaluate("window.uploadFields")["test_time_augmentation"] == "true"
     expect(page.locator("#result canvas.photo")).to_be_visible()
     app.shot("recognise")
 

@@ -102,6 +102,29 @@ def test_analysis_flow(browser: Browser):
     assert browser.request("DELETE", "/api/v1/analyses").json() == {"deleted_analyses": "1"}
 
 
+def test_analysis_options_reach_inference(browser: Browser):
+    """AnalyzeOptions as form fields: TTA changes the scores, a pre-cropped face is the whole image, and a
+    bad value is a 400 naming the field, with nothing recorded."""
+    browser.signed_up()
+    plain = browser.analyze(photo(3)).json()
+    steadier = browser.analyze(photo(3), test_time_augmentation="true")
+    assert steadier.status_code == 200, steadier.text
+    assert steadier.json()["faces"][0]["scores"] != plain["faces"][0]["scores"]
+    whole = browser.analyze(photo(3), whole_image_as_face="true", max_faces="1").json()
+    box = whole["faces"][0]["box"]
+    assert (box.get("x", 0), box.get("y", 0), box["width"], box["height"]) == (
+        0,
+        0,
+        whole["image_width"],
+        whole["image_height"],
+    )
+    for field, value in (("max_faces", "-1"), ("max_faces", str(2**31)), ("test_time_augmentation", "maybe")):
+        refused = browser.analyze(photo(3), **{field: value})
+        assert refused.status_code == 400 and refused.json()["error"]["field"] == field, refused.text
+    listed = browser.request("GET", "/api/v1/analyses", params={"page_size": 10}).json()["analyses"]
+    assert len(listed) == 3
+
+
 def test_sharing_and_counselor_views(stack, browser: Browser, counselor: str):
     counselor_name = counselor
     browser.signed_up()
