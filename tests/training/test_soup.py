@@ -1,9 +1,16 @@
 """Weight soups: averaging and BatchNorm re-estimation, on real models of the registry."""
 
+import pytest
 import torch
 
-from training.models import create_model, recalibrate_batchnorm
+from tests.training.tiny import TINY, saved_tiny_model, tiny_csv
+from training import data as D
+from training import export, soup
+from training.ensemble import accuracy, member_record
+from training.evaluate import logits_for
+from training.models import create_model, load_shipped_model, recalibrate_batchnorm
 from training.soup import average_weights
+from training.train import save_weights
 
 
 def test_average_of_two_models_is_their_mean_and_keeps_counters():
@@ -46,9 +53,6 @@ def test_batchnorm_re_estimation_runs_without_dropout_and_keeps_the_momentum():
 
 
 def test_member_records_identify_each_ingredient_by_content(tmp_path):
-    from training.ensemble import member_record
-    from training.train import save_weights
-
     torch.manual_seed(0)
     paths = []
     for i, (version, run) in enumerate((("0.2.0", "restart"), (None, "cont_b"))):
@@ -66,11 +70,6 @@ def test_member_records_identify_each_ingredient_by_content(tmp_path):
 
 
 def test_export_refuses_weights_that_are_not_a_release_without_a_version(tmp_path):
-    import pytest
-
-    from training import export
-    from training.train import save_weights
-
     weights, out = tmp_path / "soup.pt", tmp_path / "models" / "fer_vgg.pt"
     meta = {"arch": "fer_vgg", "model_cfg": {"width": 8}, "mean": 0.5, "std": 0.25}
     save_weights(weights, create_model("fer_vgg", verbose=False, width=8), meta)
@@ -83,9 +82,6 @@ def test_a_soup_with_a_release_in_it_records_its_members_not_the_release_figures
     """The soup keeps the first member's training options but none of what export measured for a release,
     and a release that was itself a soup is recorded by its own members (its train_config is not the run
     that made it)."""
-    from training import soup
-    from training.train import save_weights
-
     base = {"arch": "fer_vgg", "model_cfg": {"width": 8}, "mean": 0.5, "std": 0.25, "temperature": 1.0}
     release = base | {
         "version": "0.3.0",
@@ -114,13 +110,6 @@ def test_soup_command_writes_the_soup_it_reports(tmp_path):
     """`python -m training.soup` end to end on a tiny CSV: the written model is the members' weight average
     with BatchNorm statistics re-estimated on the Training faces, it scores what the report says, plain
     and with TTA, and its sidecar names the members."""
-    from tests.training.tiny import saved_tiny_model, tiny_csv
-    from training import data as D
-    from training import soup
-    from training.ensemble import accuracy
-    from training.evaluate import logits_for
-    from training.models import load_shipped_model
-
     csv = tiny_csv(tmp_path)
     paths = [saved_tiny_model(tmp_path / f"{n}.pt", s, train_config={"name": n}) for s, n in enumerate("ab")]
     out = tmp_path / "soup" / "best.pt"
@@ -145,11 +134,6 @@ def test_soup_command_writes_the_soup_it_reports(tmp_path):
 
 
 def test_soup_command_refuses_members_of_different_configurations(tmp_path):
-    import pytest
-
-    from tests.training.tiny import TINY, saved_tiny_model, tiny_csv
-    from training import soup
-
     csv = tiny_csv(tmp_path)
     a = saved_tiny_model(tmp_path / "a.pt", 0)
     b = saved_tiny_model(tmp_path / "b.pt", 1, model_cfg=TINY | {"hidden": 8})
