@@ -158,8 +158,10 @@ def test_register_log_in_recognise_and_delete_on_a_phone(open_app, face_photo):
     log_in(app, username)
     expect(page.locator("#choose-photo")).to_be_visible()
 
-    # Recognise a photo from the "album", carefully (TTA) unless the user turns it off.
-    expect(page.locator("#careful-analysis")).to_be_checked()
+    # Recognise a photo from the "album", with the careful analysis (TTA) the user opts in to.
+    careful = page.locator("#careful-analysis")
+    expect(careful).not_to_be_checked()
+    careful.check()
     page.evaluate(UPLOAD_FIELDS_RECORDER)  # Playwright does not expose multipart bodies with files
     page.set_input_files("#photo-file", str(face_photo))
     expect_seven_bars_and_an_emoji(app)

@@ -15,9 +15,9 @@ const CAREFUL_KEY = "emotion.carefulAnalysis";
 
 function carefulPreference() {
   try {
-    return localStorage.getItem(CAREFUL_KEY) !== "off";
+    return localStorage.getItem(CAREFUL_KEY) === "on";
   } catch {
-    return true; // storage blocked (private mode): the default
+    return false; // storage blocked (private mode): the default
   }
 }
 
@@ -81,8 +81,9 @@ export function renderRecognise(main, _params, ctx) {
     cameraButton.title = liveButton.title = "This browser cannot use the camera here (it needs HTTPS).";
   }
 
-  // Photos are scored over 10 mirrored and shifted views of each face (test_time_augmentation): about a
-  // point more accurate for a few milliseconds per face. The choice is remembered on this device.
+  // Opt-in test_time_augmentation for photos: 10 mirrored and shifted views of each face, a point or two
+  // more accurate but several times the inference work (docs/WEBAPP.md), so off unless the user asks.
+  // The choice is remembered on this device.
   const careful = h("input", { type: "checkbox", id: "careful-analysis", checked: carefulPreference() });
   careful.addEventListener("change", () => rememberCareful(careful.checked));
   const carefulOption = h(
