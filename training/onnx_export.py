@@ -177,17 +177,15 @@ def cpu_description() -> str:
     import platform
 
     try:
-        info = Path("/proc/cpuinfo").read_text()
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
     except OSError:
         return platform.processor() or platform.machine()
-    name = next(
-        (line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")), ""
-    )
-    flags = next(
-        (line.split(":", 1)[1].split() for line in info.splitlines() if line.startswith("flags")), []
-    )
+    # one block per core, all alike: the last one's fields stand for the CPU
+    fields = {k.strip(): v.strip() for k, v in (line.split(":", 1) for line in lines if ":" in line)}
+    flags = fields.get("flags", "").split()
     wanted = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_int8")
-    return f"{name or platform.machine()} ({' '.join(f for f in wanted if f in flags) or 'no AVX2'})"
+    name = fields.get("model name") or platform.machine()
+    return f"{name} ({' '.join(f for f in wanted if f in flags) or 'no AVX2'})"
 
 
 def record(model_path, report: dict) -> Path:
