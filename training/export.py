@@ -89,8 +89,9 @@ def main(argv=None):
     acc = (logits_for(m2, x).argmax(1).numpy() == y).mean()
     assert abs(acc - s1["accuracy"]) < 1e-9, (acc, s1["accuracy"])
 
+    # the exports load the weights just saved; their report then joins the sidecar
     meta["onnx"] = onnx_export.export_all(out, out.parent, a.data, a.threads)
-    out.with_suffix(".json").write_text(json.dumps(meta, indent=1))
+    onnx_export.record(out, meta["onnx"])
     print(
         json.dumps(
             {

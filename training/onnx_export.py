@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 from pathlib import Path
 
@@ -130,9 +131,9 @@ def export_all(model_path=None, out_dir: Path = MODELS_DIR, data=None, threads: 
     """Write <stem>.onnx and <stem>.int8.onnx beside the shipped weights and report on both."""
     torch.set_num_threads(threads)
     model, meta = load_shipped_model(model_path)
-    stem = Path(model_path).stem if model_path else "fer_vgg"
+    weights = Path(model_path or MODELS_DIR / "fer_vgg.pt")
     out_dir = Path(out_dir)
-    fp32_path, int8_path = out_dir / f"{stem}.onnx", out_dir / f"{stem}.int8.onnx"
+    fp32_path, int8_path = out_dir / f"{weights.stem}.onnx", out_dir / f"{weights.stem}.int8.onnx"
 
     train = D.load_fer(data, verbose=False).split("Training")[0]
     pick = np.random.default_rng(0).choice(len(train), CALIBRATION_FACES, replace=False)
@@ -146,14 +147,15 @@ def export_all(model_path=None, out_dir: Path = MODELS_DIR, data=None, threads: 
     report = {
         "torch_fp32": {
             "accuracy": float((reference.argmax(1) == y).mean()),
-            "size_mb": Path(model_path or MODELS_DIR / "fer_vgg.pt").stat().st_size / 1e6,
+            "size_mb": weights.stat().st_size / 1e6,
         }
     }
     for name, path in (("onnx_fp32", fp32_path), ("onnx_int8", int8_path)):
         sess = session(path, threads)
         logits = onnx_logits(sess, x)
         report[name] = {
-            "file": str(path),
+            # relative to the sidecar's folder, so the record holds on any checkout
+            "file": os.path.relpath(path.resolve(), weights.resolve().parent),
             "size_mb": path.stat().st_size / 1e6,
             "accuracy": float((logits.argmax(1) == y).mean()),
             "top1_agreement_with_torch": float((logits.argmax(1) == reference.argmax(1)).mean()),

@@ -101,5 +101,7 @@ def test_export_command_records_its_report_in_the_models_sidecar(tmp_path):
     meta = json.loads(weights.with_suffix(".json").read_text())
     assert meta["onnx"] == report and meta["version"] == "9.9.9"
     assert (tmp_path / "tiny.onnx").exists() and (tmp_path / "tiny.int8.onnx").exists()
+    # files are named relative to the sidecar, so the record stays true on another checkout
+    assert [report[k]["file"] for k in ("onnx_fp32", "onnx_int8")] == ["tiny.onnx", "tiny.int8.onnx"]
     assert report["onnx_fp32"]["top1_agreement_with_torch"] == 1.0 and report["n"] == 21
     assert report["cpu"] and report["cpu"] == X.cpu_description()
