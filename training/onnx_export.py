@@ -127,11 +127,16 @@ def speed(sess, seconds: float = 2.0) -> dict:
     return {"batch1_ms": 1e3 * out[1], "batch64_faces_per_s": 64 / out[64]}
 
 
+def weights_file(model_path=None) -> Path:
+    """The weights a report is about (the shipped model by default); their .json sidecar lies beside them."""
+    return Path(model_path or MODELS_DIR / "fer_vgg.pt")
+
+
 def export_all(model_path=None, out_dir: Path = MODELS_DIR, data=None, threads: int = 1) -> dict:
     """Write <stem>.onnx and <stem>.int8.onnx beside the shipped weights and report on both."""
     torch.set_num_threads(threads)
     model, meta = load_shipped_model(model_path)
-    weights = Path(model_path or MODELS_DIR / "fer_vgg.pt")
+    weights = weights_file(model_path)
     out_dir = Path(out_dir)
     fp32_path, int8_path = out_dir / f"{weights.stem}.onnx", out_dir / f"{weights.stem}.int8.onnx"
 
@@ -192,7 +197,7 @@ def cpu_description() -> str:
 
 def record(model_path, report: dict) -> Path:
     """Store the report under "onnx" in the weights' JSON sidecar."""
-    sidecar = Path(model_path or MODELS_DIR / "fer_vgg.pt").with_suffix(".json")
+    sidecar = weights_file(model_path).with_suffix(".json")
     meta = json.loads(sidecar.read_text())
     meta["onnx"] = report
     sidecar.write_text(json.dumps(meta, indent=1))
