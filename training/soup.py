@@ -10,7 +10,7 @@ accuracy a distilled model could aim for, and the option to ship when speed does
 
 Prints one JSON object: PublicTest accuracy of every ingredient, the soup and the ensemble (with --tta,
 also test-time augmented). With --out the soup is written like a training run's best.pt (+ .json), ready
-for `python -m training.export --weights ... --version X`.
+for `python -m training.export --weights ... --version X`, and the JSON report beside it as soup.json.
 """
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ def soup_metadata(paths, metas: list[dict], accuracy: float) -> dict:
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--weights", nargs="+", required=True, help="best.pt files of one architecture")
-    ap.add_argument("--out", default=None, help="write the soup here (.pt + .json)")
+    ap.add_argument("--out", default=None, help="write the soup here (.pt + .json, report in soup.json)")
     ap.add_argument("--data", default=None)
     ap.add_argument("--tta", action="store_true")
     ap.add_argument("--threads", type=int, default=1)
@@ -91,6 +91,8 @@ def main(argv=None):
             out, soup_model, soup_metadata(a.weights, [m for _, m in loaded], report["soup_accuracy"])
         )
         report["written"] = str(out)
+        # the member and soup figures are the run's record; stdout alone would be lost with the terminal
+        out.with_name("soup.json").write_text(json.dumps(report, indent=1) + "\n")
     print(json.dumps(report, indent=1))
     return report
 

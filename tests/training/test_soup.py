@@ -1,5 +1,7 @@
 """Weight soups: averaging and BatchNorm re-estimation, on real models of the registry."""
 
+import json
+
 import pytest
 import torch
 
@@ -109,7 +111,7 @@ def test_a_soup_with_a_release_in_it_records_its_members_not_the_release_figures
 def test_soup_command_writes_the_soup_it_reports(tmp_path):
     """`python -m training.soup` end to end on a tiny CSV: the written model is the members' weight average
     with BatchNorm statistics re-estimated on the Training faces, it scores what the report says, plain
-    and with TTA, and its sidecar names the members."""
+    and with TTA, its sidecar names the members, and the report is saved beside it as soup.json."""
     csv = tiny_csv(tmp_path)
     paths = [saved_tiny_model(tmp_path / f"{n}.pt", s, train_config={"name": n}) for s, n in enumerate("ab")]
     out = tmp_path / "soup" / "best.pt"
@@ -130,6 +132,7 @@ def test_soup_command_writes_the_soup_it_reports(tmp_path):
     assert report["soup_accuracy_tta"] == accuracy(logits_for(model, x, tta=True), y)
     assert set(report["members"]) == set(map(str, paths)) and report["n"] == 21
     assert meta["metrics"] == {"acc": report["soup_accuracy"]} and report["written"] == str(out)
+    assert json.loads((out.parent / "soup.json").read_text()) == report
     assert [m["run"] for m in meta["soup_of"]] == ["a", "b"]
 
 
