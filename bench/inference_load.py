@@ -201,6 +201,8 @@ async def main_async(args, labels_text: str, pid: int | None) -> None:
     options = common_pb2.AnalyzeOptions(whole_image_as_face=args.whole_image, test_time_augmentation=args.tta)
     async with grpc.aio.insecure_channel(args.addr) as channel:
         stub = inference_pb2_grpc.InferenceServiceStub(channel)
+        info = await stub.GetModelInfo(inference_pb2.GetModelInfoRequest(), timeout=30)
+        print(f"model {info.name} {info.version or '(no version)'} via {info.backend}")  # names the record
         if args.accuracy:
             labels = {row["file"]: row["emotion"] for row in csv.DictReader(io.StringIO(labels_text))}
             await run_accuracy(stub, images, labels, args.concurrency, options)
