@@ -4,7 +4,8 @@
 
 Recipe (seed paper defaults): SGD momentum 0.9, lr 0.01, wd 1e-4, batch 128; plus linear warm-up then
 cosine decay, label smoothing, weight EMA, batch-level augmentation, optional mixup/cutmix and Island loss,
-optional distillation towards an ensemble's soft targets (`teacher`, `kd_weight`; training/ensemble.py) and
+optional distillation towards an ensemble's soft targets (`teacher`, `kd_weight`; training/ensemble.py) or,
+online, towards frozen teacher models that score every augmented batch (`teacher_models`, `kd_weight`), and
 the FER+ annotators' vote distributions as soft labels (`ferplus_weight`).
 CPU speed: channels_last memory format, and bf16 autocast where the CPU computes bf16 natively (AMX or
 AVX512-BF16; `"bf16": "auto"`): on AVX2-only CPUs autocast emulates bf16 and is ~8x slower than fp32.
@@ -30,7 +31,7 @@ import torch.nn.functional as F
 
 from training import data as D
 from training.augment import AugConfig, augment, mixup_cutmix
-from training.models import IslandLoss, create_model, native_bf16, recalibrate_batchnorm
+from training.models import IslandLoss, create_model, load_shipped_model, native_bf16, recalibrate_batchnorm
 from training.widen import widen_state_dict
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -65,6 +66,8 @@ DEFAULTS = dict(
     init_widen=False,  # init is a narrower fer_vgg: widen it function-preservingly (training/widen.py)
     teacher=None,  # .npz of soft targets by source row (python -m training.ensemble --targets ...)
     kd_weight=0.0,  # target = (1 - kd_weight) * smoothed label + kd_weight * teacher probabilities
+    teacher_models=[],  # instead of `teacher`: weights (.pt beside its .json) whose mean logits on each
+    # augmented, mixed batch are the teacher probabilities ("consistent teaching", Beyer et al., CVPR 2022)
     ferplus_weight=0.0,  # then target = (1 - w) * target + w * the face's FER+ vote distribution
     seed=1337,
     eval_batch=512,
@@ -167,6 +170,28 @@ def load_teacher(path, rows):
         raise SystemExit(f"teacher {path} has no targets for {missing} of {len(rows)} training faces")
     print(f"[train] distilling towards {path} ({len(rows)} faces)")
     return torch.from_numpy(t["probs"][pos]).float()
+
+
+def load_teacher_models(paths):
+    """Frozen (model, mean, std) teachers for online distillation; each keeps its own normalisation."""
+    teachers = []
+    for path in paths:
+        model, meta = load_shipped_model(REPO_ROOT / path)
+        model.requires_grad_(False)
+        teachers.append((model.to(memory_format=torch.channels_last), meta["mean"], meta["std"]))
+    print(f"[train] distilling online towards {len(paths)} teacher(s): {', '.join(map(str, paths))}")
+    return teachers
+
+
+@torch.no_grad()
+def teacher_probabilities(teachers, pixels, bf16):
+    """Softmax of the teachers' mean logits for faces (B, 1, 48, 48) scaled to [0, 1]."""
+    logits = []
+    for model, mean, std in teachers:
+        x = ((pixels - mean) / std).contiguous(memory_format=torch.channels_last)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            logits.append(model(x).float())
+    return torch.stack(logits).mean(0).softmax(1)
 
 
 def ferplus_targets(d, rows, labels):
@@ -340,8 +365,12 @@ def main(argv=None):
     if cfg["train_limit"] and cfg["train_limit"] < len(ytr):
         keep = np.sort(np.random.default_rng(cfg["seed"]).choice(len(ytr), cfg["train_limit"], replace=False))
         xtr, ytr, rtr = xtr[keep], ytr[keep], rtr[keep]
+    if cfg["teacher"] and cfg["teacher_models"]:
+        raise SystemExit("set `teacher` (targets computed once) or `teacher_models` (online), not both")
     soft_targets = []  # (weight, per-face probabilities), blended into the label target in this order
-    if cfg["kd_weight"] > 0:
+    online = cfg["kd_weight"] > 0 and bool(cfg["teacher_models"])
+    teachers = load_teacher_models(cfg["teacher_models"]) if online else []
+    if cfg["kd_weight"] > 0 and not online:
         soft_targets.append((cfg["kd_weight"], load_teacher(cfg["teacher"], rtr)))
     if cfg["ferplus_weight"] > 0:
         soft_targets.append((cfg["ferplus_weight"], ferplus_targets(d, rtr, ytr)))
@@ -469,6 +498,9 @@ def main(argv=None):
             mixed = cfg["mix_prob"] > 0 and torch.rand(1, generator=g).item() < cfg["mix_prob"]
             if mixed:
                 xb, target = mixup_cutmix(xb, target, cfg["mixup"], cfg["cutmix"], g)
+            if teachers:  # the teachers score exactly the faces the student is about to see
+                taught = teacher_probabilities(teachers, xb * std + mean, cfg["bf16"])
+                target = torch.lerp(target, taught, cfg["kd_weight"])
             xb = xb.contiguous(memory_format=mf)
             prog = progress()
             if prog >= 1.0 and step >= warmup:

@@ -1,6 +1,6 @@
 """Ensembles and distillation: the ensemble's logits and soft targets (training/ensemble.py), and real
-trainer runs that follow a teacher's targets (train.py `teacher`, `kd_weight`) or the FER+ annotators' votes
-(`ferplus_weight`) instead of the labels."""
+trainer runs that follow a teacher's targets (train.py `teacher`, `kd_weight`), teacher models scoring each
+batch online (`teacher_models`) or the FER+ annotators' votes (`ferplus_weight`) instead of the labels."""
 
 import json
 
@@ -150,3 +150,45 @@ def test_distillation_refuses_a_teacher_without_every_face(tmp_path):
         _train(tmp_path, csv, f'teacher="{teacher}"', "kd_weight=0.5")
     with pytest.raises(SystemExit, match="needs a teacher"):
         _train(tmp_path, csv, "kd_weight=0.5")
+
+
+def _happy_teacher(path, mean=0.5, std=0.25):
+    """A tiny model that calls every face 'happy', saved like a run's best.pt."""
+    saved_tiny_model(path, 0, mean=mean, std=std)
+    model, meta = load_shipped_model(path)
+    last = model.head[-1]
+    with torch.no_grad():
+        last.weight.zero_()
+        last.bias.copy_(10 * torch.eye(7)[3])
+    train.save_weights(path, model, meta)
+    return path
+
+
+def test_online_distillation_follows_the_teacher_models_not_the_labels(tmp_path):
+    """As above, but the teacher is a model scoring each augmented batch during training."""
+    csv = tiny_csv(tmp_path, label=0)
+    teacher = _happy_teacher(tmp_path / "happy.pt")
+    model, meta = _train(tmp_path, csv, f'teacher_models=["{teacher}"]', "kd_weight=1.0", "bf16=false")
+    assert (_predictions(model, meta, csv) == 3).float().mean() > 0.9
+    assert meta["train_config"]["teacher_models"] == [str(teacher)]
+
+
+def test_teacher_probabilities_average_logits_of_members_each_with_its_own_normalisation(tmp_path):
+    a = saved_tiny_model(tmp_path / "a.pt", 0)
+    paths = [a, saved_tiny_model(tmp_path / "b.pt", 1, mean=0.4, std=0.3)]
+    teachers = train.load_teacher_models(paths)
+    assert all(not p.requires_grad for m, _, _ in teachers for p in m.parameters())
+    pixels = torch.rand(5, 1, 48, 48)
+    members = [load_shipped_model(p) for p in paths]
+    with torch.no_grad():
+        expected = torch.stack([m((pixels - mt["mean"]) / mt["std"]) for m, mt in members]).mean(0).softmax(1)
+    assert torch.allclose(train.teacher_probabilities(teachers, pixels, bf16=False), expected, atol=1e-5)
+
+
+def test_distillation_takes_one_kind_of_teacher(tmp_path):
+    csv = tiny_csv(tmp_path)
+    teacher = tmp_path / "happy.npz"
+    np.savez(teacher, rows=np.arange(64), probs=np.full((64, 7), 1 / 7, dtype=np.float32))
+    both = [f'teacher="{teacher}"', f'teacher_models=["{_happy_teacher(tmp_path / "happy.pt")}"]']
+    with pytest.raises(SystemExit, match="not both"):
+        _train(tmp_path, csv, *both, "kd_weight=0.5")
