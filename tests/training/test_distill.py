@@ -152,9 +152,9 @@ def test_distillation_refuses_a_teacher_without_every_face(tmp_path):
         _train(tmp_path, csv, "kd_weight=0.5")
 
 
-def _happy_teacher(path, mean=0.5, std=0.25):
+def _happy_teacher(path):
     """A tiny model that calls every face 'happy', saved like a run's best.pt."""
-    saved_tiny_model(path, 0, mean=mean, std=std)
+    saved_tiny_model(path, 0)
     model, meta = load_shipped_model(path)
     last = model.head[-1]
     with torch.no_grad():
@@ -174,8 +174,10 @@ def test_online_distillation_follows_the_teacher_models_not_the_labels(tmp_path)
 
 
 def test_teacher_probabilities_average_logits_of_members_each_with_its_own_normalisation(tmp_path):
-    a = saved_tiny_model(tmp_path / "a.pt", 0)
-    paths = [a, saved_tiny_model(tmp_path / "b.pt", 1, mean=0.4, std=0.3)]
+    paths = [
+        saved_tiny_model(tmp_path / "a.pt", 0),
+        saved_tiny_model(tmp_path / "b.pt", 1, mean=0.4, std=0.3),
+    ]
     teachers = train.load_teacher_models(paths)
     assert all(not p.requires_grad for m, _, _ in teachers for p in m.parameters())
     pixels = torch.rand(5, 1, 48, 48)
@@ -187,7 +189,7 @@ def test_teacher_probabilities_average_logits_of_members_each_with_its_own_norma
 
 def test_distillation_takes_one_kind_of_teacher(tmp_path):
     csv = tiny_csv(tmp_path)
-    teacher = tmp_path / "happy.npz"
+    teacher = tmp_path / "uniform.npz"
     np.savez(teacher, rows=np.arange(64), probs=np.full((64, 7), 1 / 7, dtype=np.float32))
     both = [f'teacher="{teacher}"', f'teacher_models=["{_happy_teacher(tmp_path / "happy.pt")}"]']
     with pytest.raises(SystemExit, match="not both"):
