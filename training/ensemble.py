@@ -21,7 +21,6 @@ towards (1 - a) * label + a * probs: knowledge distillation of the ensemble into
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 from pathlib import Path
 
@@ -31,6 +30,7 @@ import torch
 from training import data as D
 from training.evaluate import logits_for
 from training.models import create_model, load_shipped_model
+from training.provenance import member_record
 from training.train import save_weights
 
 
@@ -58,25 +58,6 @@ def accuracy_report(members, names, images_uint8, y, tta=False):
             report["members"][name][f"accuracy{suffix}"] = accuracy(logits, y)
         report[f"ensemble_accuracy{suffix}"] = accuracy(mean, y)
     return report
-
-
-def file_sha256(path) -> str:
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
-
-
-def member_record(path, meta: dict) -> dict:
-    """What identifies one ingredient later: its path can be overwritten (models/fer_vgg.pt is replaced by
-    each release), so the record also keeps the file's hash, the release version (None for a run's
-    weights) and the run that made it. A release that is itself a soup was made by no single run (its
-    train_config is only its first member's), so it names its own members instead."""
-    record = {"weights": str(path), "sha256": file_sha256(path), "version": meta.get("version")}
-    if "soup_of" in meta:
-        record["run"] = None
-        record["soup_of"] = [m.get("run") or m.get("version") for m in meta["soup_of"]]
-    else:
-        record["run"] = meta.get("train_config", {}).get("name")
-    return record
 
 
 def ensemble_model(members, paths):

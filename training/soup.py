@@ -22,9 +22,10 @@ from pathlib import Path
 import torch
 
 from training import data as D
-from training.ensemble import accuracy, accuracy_report, member_record
+from training.ensemble import accuracy, accuracy_report
 from training.evaluate import load_split, logits_for
 from training.models import load_shipped_model, recalibrate_batchnorm
+from training.provenance import member_record
 from training.train import save_weights
 
 # metadata that training.export writes for a release, never true of a new soup
@@ -47,7 +48,8 @@ def soup_metadata(paths, metas: list[dict], accuracy: float) -> dict:
     options apply to the soup); soup_of says whose weights went in. A soup is not yet a release: what
     training.export measures and sets is dropped, so a released first member's figures and notes do not
     pass for the soup's."""
-    meta = {k: v for k, v in metas[0].items() if k not in RELEASE_ONLY_KEYS}
+    # the first member's ingredients are not the soup's; soup_of leads to each member's own
+    meta = {k: v for k, v in metas[0].items() if k not in (*RELEASE_ONLY_KEYS, "ingredients")}
     meta.update(
         soup_of=[member_record(p, m) for p, m in zip(paths, metas, strict=True)],
         metrics={"acc": accuracy},

@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from training import data as D
 from training.augment import AugConfig, augment, mixup_cutmix
 from training.models import IslandLoss, create_model, load_shipped_model, native_bf16, recalibrate_batchnorm
+from training.provenance import ingredient_records
 from training.widen import widen_state_dict
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -454,6 +455,7 @@ def main(argv=None):
         temperature=1.0,
         input="1x48x48 grey, x=(pixels/255-mean)/std",
         train_config=cfg,
+        ingredients=ingredient_records(cfg, REPO_ROOT),  # by hash: models/fer_vgg.pt changes per release
         data_report=d.report,
     )
     from tqdm import tqdm

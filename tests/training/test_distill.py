@@ -13,6 +13,7 @@ from training import ensemble as E
 from training import train
 from training.evaluate import logits_for
 from training.models import load_shipped_model
+from training.provenance import file_sha256
 
 torch.set_num_threads(1)
 
@@ -171,6 +172,8 @@ def test_online_distillation_follows_the_teacher_models_not_the_labels(tmp_path)
     model, meta = _train(tmp_path, csv, f'teacher_models=["{teacher}"]', "kd_weight=1.0", "bf16=false")
     assert (_predictions(model, meta, csv) == 3).float().mean() > 0.9
     assert meta["train_config"]["teacher_models"] == [str(teacher)]
+    # the teacher is recorded by content too: a path like models/fer_vgg.pt is overwritten by each release
+    assert [r["sha256"] for r in meta["ingredients"]["teacher_models"]] == [file_sha256(teacher)]
 
 
 def test_teacher_probabilities_average_logits_of_members_each_with_its_own_normalisation(tmp_path):

@@ -8,7 +8,7 @@ import torch
 from tests.training.tiny import TINY, saved_tiny_model, tiny_csv
 from training import data as D
 from training import export, soup
-from training.ensemble import accuracy, member_record
+from training.ensemble import accuracy
 from training.evaluate import logits_for
 from training.models import create_model, load_shipped_model, recalibrate_batchnorm
 from training.soup import average_weights
@@ -54,23 +54,6 @@ def test_batchnorm_re_estimation_runs_without_dropout_and_keeps_the_momentum():
     assert all(m.momentum == 0.1 for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d))
 
 
-def test_member_records_identify_each_ingredient_by_content(tmp_path):
-    torch.manual_seed(0)
-    paths = []
-    for i, (version, run) in enumerate((("0.2.0", "restart"), (None, "cont_b"))):
-        path = tmp_path / f"m{i}.pt"
-        meta = {"train_config": {"name": run}} | ({"version": version} if version else {})
-        save_weights(path, create_model("fer_vgg", verbose=False, width=8), meta)
-        paths.append((path, meta))
-    first, second = (member_record(p, m) for p, m in paths)
-    assert (first["version"], first["run"]) == ("0.2.0", "restart")
-    assert (second["version"], second["run"]) == (None, "cont_b")
-    assert first["sha256"] != second["sha256"] and len(first["sha256"]) == 64
-    # the record follows the file's content, not its name: overwriting the file changes the hash
-    save_weights(paths[0][0], create_model("fer_vgg", verbose=False, width=8), paths[0][1])
-    assert member_record(*paths[0])["sha256"] != first["sha256"]
-
-
 def test_export_refuses_weights_that_are_not_a_release_without_a_version(tmp_path):
     weights, out = tmp_path / "soup.pt", tmp_path / "models" / "fer_vgg.pt"
     meta = {"arch": "fer_vgg", "model_cfg": {"width": 8}, "mean": 0.5, "std": 0.25}
@@ -81,7 +64,8 @@ def test_export_refuses_weights_that_are_not_a_release_without_a_version(tmp_pat
 
 
 def test_a_soup_with_a_release_in_it_records_its_members_not_the_release_figures(tmp_path):
-    """The soup keeps the first member's training options but none of what export measured for a release,
+    """The soup keeps the first member's training options but neither its ingredients nor what export
+    measured for a release,
     and a release that was itself a soup is recorded by its own members (its train_config is not the run
     that made it)."""
     base = {"arch": "fer_vgg", "model_cfg": {"width": 8}, "mean": 0.5, "std": 0.25, "temperature": 1.0}
@@ -94,7 +78,10 @@ def test_a_soup_with_a_release_in_it_records_its_members_not_the_release_figures
         "soup_of_note": "recorded after the fact",
         "source_weights": "runs/old_soup/best.pt",
     }
-    run = base | {"train_config": {"name": "sam_a", "drop_not_face": True}}
+    run = base | {
+        "train_config": {"name": "sam_a", "drop_not_face": True},
+        "ingredients": {"init": [{"weights": "models/fer_vgg.pt", "version": "0.3.0"}]},
+    }
     paths = [tmp_path / "run.pt", tmp_path / "release.pt"]
     for path, meta in zip(paths, (run, release), strict=True):
         save_weights(path, create_model("fer_vgg", verbose=False, width=8), meta)
@@ -102,6 +89,7 @@ def test_a_soup_with_a_release_in_it_records_its_members_not_the_release_figures
     written = soup.soup_metadata(paths, [run, release], 0.7125)
     assert written["train_config"] == run["train_config"] and written["model_cfg"] == {"width": 8}
     assert not set(soup.RELEASE_ONLY_KEYS) & set(written)
+    assert "ingredients" not in written  # the first member's start is not the soup's: soup_of leads to it
     assert written["metrics"] == {"acc": 0.7125}
     first, second = written["soup_of"]
     assert (first["run"], first["version"]) == ("sam_a", None) and "soup_of" not in first
