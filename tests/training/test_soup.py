@@ -65,9 +65,8 @@ def test_export_refuses_weights_that_are_not_a_release_without_a_version(tmp_pat
 
 def test_a_soup_with_a_release_in_it_records_its_members_not_the_release_figures(tmp_path):
     """The soup keeps the first member's training options but neither its ingredients nor what export
-    measured for a release,
-    and a release that was itself a soup is recorded by its own members (its train_config is not the run
-    that made it)."""
+    measured for a release, and a release that was itself a soup is recorded by its own members (its
+    train_config is not the run that made it)."""
     base = {"arch": "fer_vgg", "model_cfg": {"width": 8}, "mean": 0.5, "std": 0.25, "temperature": 1.0}
     release = base | {
         "version": "0.3.0",
