@@ -32,14 +32,14 @@ def member_record(path, meta: dict | None = None, root: Path = Path(".")) -> dic
     return record
 
 
-def ingredient_records(cfg: dict, root: Path) -> dict:
-    """Records of the files a training config starts from and learns from, by role (only roles in use)."""
-    distilling = cfg.get("kd_weight", 0) > 0
-    roles = {
-        "init": [cfg["init"]] if cfg.get("init") else [],
-        "teacher_models": (cfg.get("teacher_models") or []) if distilling else [],
-    }
-    records = {role: [member_record(p, root=root) for p in paths] for role, paths in roles.items() if paths}
-    if distilling and cfg.get("teacher"):  # soft targets computed once (train.py refuses both teacher kinds)
-        records["teacher"] = {"targets": cfg["teacher"], "sha256": file_sha256(Path(root) / cfg["teacher"])}
+def ingredient_records(root: Path, init=None, teacher_models=(), teacher=None) -> dict:
+    """Records of the files a run starts from and learns from, by role; the trainer passes only what it
+    uses (teachers of a run with kd_weight 0 are not ingredients)."""
+    records = {}
+    if init:
+        records["init"] = [member_record(init, root=root)]
+    if teacher_models:
+        records["teacher_models"] = [member_record(p, root=root) for p in teacher_models]
+    if teacher:  # soft targets computed once
+        records["teacher"] = {"targets": teacher, "sha256": file_sha256(Path(root) / teacher)}
     return records

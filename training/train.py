@@ -371,7 +371,8 @@ def main(argv=None):
     soft_targets = []  # (weight, per-face probabilities), blended into the label target in this order
     online = cfg["kd_weight"] > 0 and bool(cfg["teacher_models"])
     teachers = load_teacher_models(cfg["teacher_models"]) if online else []
-    if cfg["kd_weight"] > 0 and not online:
+    offline = cfg["kd_weight"] > 0 and not online
+    if offline:
         soft_targets.append((cfg["kd_weight"], load_teacher(cfg["teacher"], rtr)))
     if cfg["ferplus_weight"] > 0:
         soft_targets.append((cfg["ferplus_weight"], ferplus_targets(d, rtr, ytr)))
@@ -455,7 +456,13 @@ def main(argv=None):
         temperature=1.0,
         input="1x48x48 grey, x=(pixels/255-mean)/std",
         train_config=cfg,
-        ingredients=ingredient_records(cfg, REPO_ROOT),  # by hash: models/fer_vgg.pt changes per release
+        # by hash: models/fer_vgg.pt changes with each release
+        ingredients=ingredient_records(
+            REPO_ROOT,
+            init=cfg["init"],
+            teacher_models=cfg["teacher_models"] if online else (),
+            teacher=cfg["teacher"] if offline else None,
+        ),
         data_report=d.report,
     )
     from tqdm import tqdm

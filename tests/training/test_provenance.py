@@ -33,9 +33,8 @@ def test_a_run_records_its_start_and_teachers_by_path_as_configured_and_by_hash(
     release = saved_tiny_model(tmp_path / "models" / "fer_vgg.pt", 0, version="0.3.0")
     run = saved_tiny_model(tmp_path / "best.pt", 1, train_config={"name": "cont_b"})
     np.savez(tmp_path / "targets.npz", rows=np.arange(3), probs=np.full((3, 7), 1 / 7, dtype=np.float32))
-    cfg = {"init": "best.pt", "teacher_models": ["models/fer_vgg.pt", "best.pt"], "kd_weight": 0.7}
 
-    records = ingredient_records(cfg, root=tmp_path)
+    records = ingredient_records(tmp_path, "best.pt", ["models/fer_vgg.pt", "best.pt"])
     assert set(records) == {"init", "teacher_models"}
     assert records["init"] == [
         {"weights": "best.pt", "sha256": file_sha256(run), "version": None, "run": "cont_b"}
@@ -46,10 +45,8 @@ def test_a_run_records_its_start_and_teachers_by_path_as_configured_and_by_hash(
     ]
     assert records["teacher_models"][0]["sha256"] == file_sha256(release)
 
-    # teachers that do not teach (kd_weight 0) are not ingredients; targets computed once are, by hash
-    assert set(ingredient_records(cfg | {"kd_weight": 0}, root=tmp_path)) == {"init"}
-    offline = {"init": None, "teacher": "targets.npz", "teacher_models": [], "kd_weight": 0.5}
-    assert ingredient_records(offline, root=tmp_path) == {
+    # soft targets computed once are recorded by hash too; a run from scratch without teachers has none
+    assert ingredient_records(tmp_path, teacher="targets.npz") == {
         "teacher": {"targets": "targets.npz", "sha256": file_sha256(tmp_path / "targets.npz")}
     }
-    assert ingredient_records({"init": None, "kd_weight": 0}, root=tmp_path) == {}
+    assert ingredient_records(tmp_path) == {}
