@@ -93,10 +93,9 @@ def main(argv=None):
             out, soup_model, soup_metadata(a.weights, [m for _, m in loaded], report["soup_accuracy"])
         )
         report["written"] = str(out)
-    text = json.dumps(report, indent=1)
-    if a.out:  # the figures are the run's record; stdout alone would be lost with the terminal
-        out.with_name("soup.json").write_text(text + "\n")
-    print(text)
+        # the figures are the run's record; stdout alone would be lost with the terminal
+        out.with_name("soup.json").write_text(json.dumps(report, indent=1) + "\n")
+    print(json.dumps(report, indent=1))
     return report
 
 
