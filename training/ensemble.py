@@ -1,11 +1,13 @@
 """Logit ensemble of trained models, and its soft targets for distillation.
 
-    python -m training.ensemble --weights runs/a/best.pt runs/b/best.pt models/fer_vgg.pt --tta \
+    python -m training.ensemble --weights runs/a/best.pt runs/b/best.pt models/fer_vgg.pt --tta [--subsets] \
         [--targets runs/teacher/targets.npz] [--threads 2]
 
 Members may differ in architecture; each is fed with its own normalisation (from its .json sidecar). The
 ensemble averages the members' logits (the TTA views of each member first, with --tta). Prints one JSON
 object: PublicTest accuracy of every member and of the ensemble, plain and, with --tta, test-time augmented.
+--subsets adds every smaller ensemble of two or more members (from the same logits, so nearly free): which
+teachers to keep.
 
 --out writes the ensemble as one `logit_ensemble` model (training/models.py) in the shipped format, which
 load_shipped_model (and so the service) loads like any other: the option for a server that can afford N
@@ -21,6 +23,7 @@ towards (1 - a) * label + a * probs: knowledge distillation of the ensemble into
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 from pathlib import Path
 
@@ -47,16 +50,24 @@ def accuracy(logits, y):
     return float((logits.argmax(1).numpy() == y).mean())
 
 
-def accuracy_report(members, names, images_uint8, y, tta=False):
+def accuracy_report(members, names, images_uint8, y, tta=False, subsets=False):
     """Accuracy of every member and of their logit ensemble on uint8 faces with labels y, plain and (with
-    tta) test-time augmented: {"members": {name: {"accuracy", "accuracy_tta"}}, "ensemble_accuracy", ...}."""
+    tta) test-time augmented: {"members": {name: {"accuracy", "accuracy_tta"}}, "ensemble_accuracy", ...};
+    with subsets, also {"subsets": {"name+name": {"accuracy", ...}}} for each proper subset of 2+ members."""
     report = {"members": {name: {} for name in names}}
+    n = len(names)
+    groups = [g for k in range(2, n) for g in itertools.combinations(range(n), k)] if subsets else []
+    if groups:
+        report["subsets"] = {"+".join(names[i] for i in g): {} for g in groups}
     for views in (False, True) if tta else (False,):
         suffix = "_tta" if views else ""
         mean, per_member = ensemble_logits(members, images_uint8, views)
         for name, logits in zip(names, per_member, strict=True):
             report["members"][name][f"accuracy{suffix}"] = accuracy(logits, y)
         report[f"ensemble_accuracy{suffix}"] = accuracy(mean, y)
+        for g in groups:
+            subset_mean = torch.stack([per_member[i] for i in g]).mean(0)
+            report["subsets"]["+".join(names[i] for i in g)][f"accuracy{suffix}"] = accuracy(subset_mean, y)
     return report
 
 
@@ -84,6 +95,7 @@ def main(argv=None):
     ap.add_argument("--weights", nargs="+", required=True, help="best.pt files (each with a .json sidecar)")
     ap.add_argument("--data", default=None)
     ap.add_argument("--tta", action="store_true")
+    ap.add_argument("--subsets", action="store_true", help="also score every smaller ensemble of 2+ members")
     ap.add_argument("--targets", default=None, help="write soft targets for the Training faces here (.npz)")
     ap.add_argument("--tta-targets", action="store_true", help="test-time augment the targets too")
     ap.add_argument(
@@ -99,7 +111,7 @@ def main(argv=None):
     x_val, y_val = d.split("PublicTest")
 
     report = {"split": "PublicTest", "n": int(len(y_val))}
-    report.update(accuracy_report(members, a.weights, x_val, y_val, a.tta))
+    report.update(accuracy_report(members, a.weights, x_val, y_val, a.tta, a.subsets))
 
     if a.targets:
         train = d.mask("Training")

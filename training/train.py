@@ -477,10 +477,11 @@ def main(argv=None):
     def progress():
         p = (step - warmup) / max(1, total_steps - warmup)
         if deadline:
-            p = max(p, (time.time() - t_run_start) / max(1.0, deadline - t_run_start))
+            span = deadline - t_run_start  # <= 0: the deadline passed before the run started
+            p = max(p, (time.time() - t_run_start) / span if span > 0 else 1.0)
         return p
 
-    done = False
+    done, lr = False, float("nan")  # nan: recorded if a passed deadline leaves no step to take
     for epoch in range(start_epoch, cfg["epochs"]):
         model.train()
         g = torch.Generator().manual_seed(cfg["seed"] * 1000 + epoch)  # per-epoch stream: resume-reproducible
@@ -495,6 +496,10 @@ def main(argv=None):
             ncols=100,
         )
         for it in pbar:
+            prog = progress()  # before the batch is built: no augmentation or teacher pass after the end
+            if prog >= 1.0 and step >= warmup:
+                done = True  # schedule finished (deadline reached): stop mid-epoch, evaluate, save
+                break
             idx = perm[it * bs : (it + 1) * bs]
             xb = xtr[idx].float().div_(255)
             yb = ytr[idx]
@@ -511,10 +516,6 @@ def main(argv=None):
                 taught = teacher_probabilities(teachers, xb * std + mean, cfg["bf16"])
                 target = torch.lerp(target, taught, cfg["kd_weight"])
             xb = xb.contiguous(memory_format=mf)
-            prog = progress()
-            if prog >= 1.0 and step >= warmup:
-                done = True  # schedule finished (deadline reached): stop mid-epoch, evaluate, save
-                break
             lr = lr_at(step, warmup, cfg["lr"], cfg["min_lr_frac"], prog)
             for gr in opt.param_groups:
                 gr["lr"] = lr * gr["lr_mult"]

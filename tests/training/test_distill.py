@@ -44,6 +44,21 @@ def test_ensemble_averages_member_logits_and_writes_aligned_targets(tmp_path):
     assert np.allclose(t["probs"], expected, atol=1e-5)
 
 
+def test_subsets_score_each_smaller_ensemble_as_if_run_alone(tmp_path):
+    csv = tiny_csv(tmp_path)
+    paths = [str(saved_tiny_model(tmp_path / f"{i}.pt", i)) for i in range(3)]
+    report = E.main(["--weights", *paths, "--data", str(csv), "--tta", "--subsets"])
+
+    a, b, c = paths
+    assert set(report["subsets"]) == {f"{a}+{b}", f"{a}+{c}", f"{b}+{c}"}  # the full set is the ensemble
+    for pair in ((a, b), (a, c), (b, c)):
+        alone = E.main(["--weights", *pair, "--data", str(csv), "--tta"])
+        scored = report["subsets"]["+".join(pair)]
+        assert scored["accuracy"] == alone["ensemble_accuracy"]
+        assert scored["accuracy_tta"] == alone["ensemble_accuracy_tta"]
+    assert "subsets" not in E.main(["--weights", a, b, "--data", str(csv)])
+
+
 def test_ensemble_written_as_one_model_reproduces_the_ensemble_and_names_its_members(tmp_path):
     csv = tiny_csv(tmp_path)
     a, b = saved_tiny_model(tmp_path / "a.pt", 0), saved_tiny_model(tmp_path / "b.pt", 1)

@@ -6,12 +6,14 @@ Real data is found at <repo>/../shared/data/fer2013/ or via env FER_DATA (path t
 import gzip
 import json
 import os
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from tests.training.tiny import TINY, tiny_csv
 from training import data as D
 from training import metrics as M
 from training.models import create_model, list_models
@@ -242,6 +244,23 @@ def test_short_training_run_learns(tmp_path, sam_rho):
     assert hist[-1]["train_loss"] < hist[0]["train_loss"] - 0.3
     assert best["acc"] > 0.35, best
     assert (run / "best.pt").exists() and (run / "checkpoints" / "last.pt").exists()
+
+
+@pytest.mark.parametrize("warmup_epochs", [0, 1])
+def test_a_passed_deadline_ends_the_schedule_after_the_warm_up(tmp_path, warmup_epochs):
+    """--deadline runs the schedule on wall-clock time: with the deadline already passed, a run takes only
+    its warm-up steps (4 per epoch here), then evaluates and keeps its weights."""
+    from training import train
+
+    run = tmp_path / "run"
+    args = ["--data", str(tiny_csv(tmp_path)), "--cache-dir", "none", "--run-dir", str(run), "--no-progress"]
+    args += ["--no-plots", "--deadline", str(time.time()), "--set", f"model_cfg={json.dumps(TINY)}"]
+    args += ["epochs=6", "batch_size=16", f"warmup_epochs={warmup_epochs}", "ema_decay=0"]
+    train.main(args)
+
+    hist = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [h["step"] for h in hist] == [4 * warmup_epochs]
+    assert (run / "best.pt").exists()
 
 
 @needs_data
