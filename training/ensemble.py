@@ -56,18 +56,19 @@ def accuracy_report(members, names, images_uint8, y, tta=False, subsets=False):
     with subsets, also {"subsets": {"name+name": {"accuracy", ...}}} for each proper subset of 2+ members."""
     report = {"members": {name: {} for name in names}}
     n = len(names)
-    groups = [g for k in range(2, n) for g in itertools.combinations(range(n), k)] if subsets else []
+    proper = (g for k in range(2, n) for g in itertools.combinations(range(n), k))
+    groups = {"+".join(names[i] for i in g): g for g in proper} if subsets else {}  # "a+b": (0, 1)
     if groups:
-        report["subsets"] = {"+".join(names[i] for i in g): {} for g in groups}
+        report["subsets"] = {label: {} for label in groups}
     for views in (False, True) if tta else (False,):
         suffix = "_tta" if views else ""
         mean, per_member = ensemble_logits(members, images_uint8, views)
         for name, logits in zip(names, per_member, strict=True):
             report["members"][name][f"accuracy{suffix}"] = accuracy(logits, y)
         report[f"ensemble_accuracy{suffix}"] = accuracy(mean, y)
-        for g in groups:
+        for label, g in groups.items():
             subset_mean = torch.stack([per_member[i] for i in g]).mean(0)
-            report["subsets"]["+".join(names[i] for i in g)][f"accuracy{suffix}"] = accuracy(subset_mean, y)
+            report["subsets"][label][f"accuracy{suffix}"] = accuracy(subset_mean, y)
     return report
 
 
