@@ -5,7 +5,8 @@
 Recipe (seed paper defaults): SGD momentum 0.9, lr 0.01, wd 1e-4, batch 128; plus linear warm-up then
 cosine decay, label smoothing, weight EMA, batch-level augmentation, optional mixup/cutmix and Island loss,
 optional distillation towards an ensemble's soft targets (`teacher`, `kd_weight`; training/ensemble.py) or,
-online, towards frozen teacher models that score every augmented batch (`teacher_models`, `kd_weight`), and
+online, towards frozen teacher models that score every augmented batch (`teacher_models`, `kd_weight`; and its
+mirror image with `teacher_flip`), and
 the FER+ annotators' vote distributions as soft labels (`ferplus_weight`).
 CPU speed: channels_last memory format, and bf16 autocast where the CPU computes bf16 natively (AMX or
 AVX512-BF16; `"bf16": "auto"`): on AVX2-only CPUs autocast emulates bf16 and is ~8x slower than fp32.
@@ -69,6 +70,7 @@ DEFAULTS = dict(
     kd_weight=0.0,  # target = (1 - kd_weight) * smoothed label + kd_weight * teacher probabilities
     teacher_models=[],  # instead of `teacher`: weights (.pt beside its .json) whose mean logits on each
     # augmented, mixed batch are the teacher probabilities ("consistent teaching", Beyer et al., CVPR 2022)
+    teacher_flip=False,  # the teachers also score each face mirrored (their logits averaged): a TTA'd target
     ferplus_weight=0.0,  # then target = (1 - w) * target + w * the face's FER+ vote distribution
     seed=1337,
     eval_batch=512,
@@ -185,13 +187,16 @@ def load_teacher_models(paths):
 
 
 @torch.no_grad()
-def teacher_probabilities(teachers, pixels, bf16):
-    """Softmax of the teachers' mean logits for faces (B, 1, 48, 48) scaled to [0, 1]."""
+def teacher_probabilities(teachers, pixels, bf16, flip=False):
+    """Softmax of the teachers' mean logits for faces (B, 1, 48, 48) scaled to [0, 1]; with `flip`, the mean
+    over each face and its mirror image as well (twice the teacher passes)."""
+    views = [pixels, pixels.flip(-1)] if flip else [pixels]
     logits = []
     for model, mean, std in teachers:
-        x = ((pixels - mean) / std).contiguous(memory_format=torch.channels_last)
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            logits.append(model(x).float())
+        for view in views:
+            x = ((view - mean) / std).contiguous(memory_format=torch.channels_last)
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                logits.append(model(x).float())
     return torch.stack(logits).mean(0).softmax(1)
 
 
@@ -513,7 +518,7 @@ def main(argv=None):
             if mixed:
                 xb, target = mixup_cutmix(xb, target, cfg["mixup"], cfg["cutmix"], g)
             if teachers:  # the teachers score exactly the faces the student is about to see
-                taught = teacher_probabilities(teachers, xb * std + mean, cfg["bf16"])
+                taught = teacher_probabilities(teachers, xb * std + mean, cfg["bf16"], cfg["teacher_flip"])
                 target = torch.lerp(target, taught, cfg["kd_weight"])
             xb = xb.contiguous(memory_format=mf)
             lr = lr_at(step, warmup, cfg["lr"], cfg["min_lr_frac"], prog)

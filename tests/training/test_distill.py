@@ -205,6 +205,21 @@ def test_teacher_probabilities_average_logits_of_members_each_with_its_own_norma
     assert torch.allclose(train.teacher_probabilities(teachers, pixels, bf16=False), expected, atol=1e-5)
 
 
+def test_mirrored_teacher_target_averages_each_face_with_its_mirror_image(tmp_path):
+    teachers = train.load_teacher_models([saved_tiny_model(tmp_path / "a.pt", 0)])
+    model, mean, std = teachers[0]
+    pixels = torch.rand(5, 1, 48, 48)
+    with torch.no_grad():
+        views = [model((v - mean) / std) for v in (pixels, pixels.flip(-1))]
+    flipped = train.teacher_probabilities(teachers, pixels, bf16=False, flip=True)
+    assert torch.allclose(flipped, torch.stack(views).mean(0).softmax(1), atol=1e-5)
+    # so a face and its mirror image get one target, which a single view does not give them
+    assert torch.allclose(
+        flipped, train.teacher_probabilities(teachers, pixels.flip(-1), bf16=False, flip=True), atol=1e-5
+    )
+    assert not torch.allclose(flipped, train.teacher_probabilities(teachers, pixels, bf16=False), atol=1e-4)
+
+
 def test_distillation_takes_one_kind_of_teacher(tmp_path):
     csv = tiny_csv(tmp_path)
     teacher = tmp_path / "uniform.npz"
