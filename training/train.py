@@ -5,9 +5,9 @@
 Recipe (seed paper defaults): SGD momentum 0.9, lr 0.01, wd 1e-4, batch 128; plus linear warm-up then
 cosine decay, label smoothing, weight EMA, batch-level augmentation, optional mixup/cutmix and Island loss,
 optional distillation towards an ensemble's soft targets (`teacher`, `kd_weight`; training/ensemble.py) or,
-online, towards frozen teacher models that score every augmented batch (`teacher_models`, `kd_weight`; and its
-mirror image with `teacher_flip`), and
-the FER+ annotators' vote distributions as soft labels (`ferplus_weight`).
+online, towards frozen teacher models that score every augmented batch (`teacher_models`, `kd_weight`;
+`teacher_flip` has them score each face mirrored too), and the FER+ annotators' vote distributions as soft
+labels (`ferplus_weight`).
 CPU speed: channels_last memory format, and bf16 autocast where the CPU computes bf16 natively (AMX or
 AVX512-BF16; `"bf16": "auto"`): on AVX2-only CPUs autocast emulates bf16 and is ~8x slower than fp32.
 
